@@ -1,0 +1,290 @@
+/* conn: see conn.h. The only code besides listener.c and workers.c that knows bufferevents. */
+#include "event/conn.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/xmalloc.h"
+
+/* Output queued beyond this pauses reading (a client that pipelines without reading replies
+ * cannot make us buffer without bound). */
+#define CONN_OUTPUT_HIGH_WATER (256 * 1024)
+/* Input buffered beyond this stops reading from the socket until the protocol consumes it. */
+#define CONN_INPUT_HIGH_WATER (256 * 1024)
+/* Upper bound on lingering to flush the last reply before a close. */
+#define CONN_LINGER_SECONDS 10
+
+struct conn {
+	struct event_base *base;
+	struct bufferevent *bev;
+	conn_cb *cb;
+	void *arg;
+	unsigned timeout;
+	int tls;
+	int lingering;
+	int user_paused;  /* conn_pause_read() */
+	int output_full;  /* output above CONN_OUTPUT_HIGH_WATER */
+};
+
+static void conn_update_read(struct conn *c)
+{
+	if (c->user_paused || c->output_full || c->lingering)
+		bufferevent_disable(c->bev, EV_READ);
+	else
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	c->cb(c, CONN_EV_READ, c->arg);
+}
+
+static void conn_destroy(struct conn *c)
+{
+	if (c->bev)
+		bufferevent_free(c->bev);
+	free(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->lingering && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		conn_destroy(c);
+		return;
+	}
+	/* output drained: reading may go on */
+	if (c->output_full) {
+		c->output_full = 0;
+		conn_update_read(c);
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+
+	if (c->lingering) {
+		conn_destroy(c);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		c->cb(c, CONN_EV_TIMEOUT, c->arg);
+	else if (what & BEV_EVENT_EOF)
+		c->cb(c, CONN_EV_EOF, c->arg);
+	else if (what & BEV_EVENT_ERROR)
+		c->cb(c, CONN_EV_ERROR, c->arg);
+}
+
+static void conn_apply_timeout(struct conn *c)
+{
+	struct timeval tv = { .tv_sec = c->timeout };
+	bufferevent_set_timeouts(c->bev, c->timeout ? &tv : NULL, c->timeout ? &tv : NULL);
+}
+
+struct conn *conn_new(struct event_base *base, int fd, conn_cb *cb, void *arg)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+
+	c->base = base;
+	c->cb = cb;
+	c->arg = arg;
+	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		close(fd);
+		free(c);
+		return NULL;
+	}
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_HIGH_WATER);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return c;
+}
+
+void conn_free(struct conn **cp)
+{
+	if (!*cp)
+		return;
+	conn_destroy(*cp);
+	*cp = NULL;
+}
+
+void conn_free_after_flush(struct conn **cp)
+{
+	struct conn *c = *cp;
+
+	if (!c)
+		return;
+	*cp = NULL;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		conn_destroy(c);
+		return;
+	}
+	c->lingering = 1;
+	conn_update_read(c);
+	if (c->timeout == 0 || c->timeout > CONN_LINGER_SECONDS) {
+		c->timeout = CONN_LINGER_SECONDS;
+		conn_apply_timeout(c);
+	}
+}
+
+void conn_set_timeout(struct conn *c, unsigned seconds)
+{
+	if (c->timeout == seconds)
+		return;
+	c->timeout = seconds;
+	conn_apply_timeout(c);
+}
+
+void conn_pause_read(struct conn *c)
+{
+	c->user_paused = 1;
+	conn_update_read(c);
+}
+
+void conn_resume_read(struct conn *c)
+{
+	c->user_paused = 0;
+	conn_update_read(c);
+}
+
+enum conn_line conn_read_line(struct conn *c, size_t maxlen, char *buf, size_t bufsz,
+			      size_t *len_r, int *crlf_r)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+	size_t len;
+
+	if (lf.pos < 0) {
+		size_t have = evbuffer_get_length(in);
+		return have >= maxlen ? CONN_LINE_TOOLONG : CONN_LINE_AGAIN;
+	}
+	len = (size_t)lf.pos + 1;
+	if (len > maxlen || len >= bufsz)
+		return CONN_LINE_TOOLONG;
+	evbuffer_remove(in, buf, len);
+	len--; /* LF */
+	*crlf_r = len > 0 && buf[len - 1] == '\r';
+	if (*crlf_r)
+		len--;
+	buf[len] = '\0';
+	*len_r = len;
+	return CONN_LINE_OK;
+}
+
+int conn_skip_line(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+
+	if (lf.pos < 0) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return 0;
+	}
+	evbuffer_drain(in, (size_t)lf.pos + 1);
+	return 1;
+}
+
+size_t conn_input_len(const struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_input(c->bev));
+}
+
+const char *conn_peek(struct conn *c, size_t *len_r)
+{
+	struct evbuffer_iovec v;
+
+	if (evbuffer_peek(bufferevent_get_input(c->bev), -1, NULL, &v, 1) < 1) {
+		*len_r = 0;
+		return NULL;
+	}
+	*len_r = v.iov_len;
+	return v.iov_base;
+}
+
+const uint8_t *conn_pullup(struct conn *c, size_t n)
+{
+	return evbuffer_pullup(bufferevent_get_input(c->bev), (ev_ssize_t)n);
+}
+
+void conn_drain(struct conn *c, size_t n)
+{
+	evbuffer_drain(bufferevent_get_input(c->bev), n);
+}
+
+void conn_discard_input(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+void conn_write(struct conn *c, const void *buf, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	evbuffer_add(out, buf, len);
+	if (!c->output_full && evbuffer_get_length(out) >= CONN_OUTPUT_HIGH_WATER) {
+		c->output_full = 1;
+		conn_update_read(c);
+	}
+}
+
+size_t conn_output_len(const struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+int conn_starttls(struct conn *c, SSL_CTX *ctx)
+{
+	struct bufferevent *tls;
+	SSL *ssl;
+
+	conn_discard_input(c);
+	ssl = SSL_new(ctx);
+	if (!ssl)
+		return -1;
+	tls = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (!tls) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	c->bev = tls;
+	c->tls = 1;
+	bufferevent_setcb(tls, on_read, on_write, on_event, c);
+	bufferevent_setwatermark(tls, EV_READ, 0, CONN_INPUT_HIGH_WATER);
+	bufferevent_enable(tls, EV_READ | EV_WRITE);
+	conn_update_read(c);
+	conn_apply_timeout(c);
+	return 0;
+}
+
+int conn_is_tls(const struct conn *c)
+{
+	return c->tls;
+}
+
+const char *conn_tls_summary(struct conn *c, char *buf, size_t bufsz)
+{
+	SSL *ssl;
+	int bits = 0;
+
+	if (!c->tls || !(ssl = bufferevent_openssl_get_ssl(c->bev))) {
+		snprintf(buf, bufsz, "%s", "");
+		return buf;
+	}
+	SSL_get_cipher_bits(ssl, &bits);
+	snprintf(buf, bufsz, "%s:%s:%d", SSL_get_version(ssl), SSL_get_cipher_name(ssl), bits);
+	return buf;
+}

@@ -1,0 +1,169 @@
+/* qfile: see qfile.h. */
+#include "queue/qfile.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/xmalloc.h"
+
+size_t qfile_escape(char *dst, size_t dstsz, const char *src)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *src && o + 4 < dstsz; src++) {
+		unsigned char c = (unsigned char)*src;
+		if (c <= ' ' || c == '%' || c == 0x7f) {
+			dst[o++] = '%';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		} else {
+			dst[o++] = (char)c;
+		}
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+struct out {
+	char *buf;
+	size_t len, cap;
+};
+
+static void out_add(struct out *o, const char *key, const char *value)
+{
+	size_t need = strlen(key) + 3 * strlen(value) + 3;
+
+	if (o->len + need + 1 > o->cap) {
+		o->cap = (o->cap + need) * 2;
+		o->buf = xrealloc(o->buf, o->cap);
+	}
+	memcpy(o->buf + o->len, key, strlen(key));
+	o->len += strlen(key);
+	o->buf[o->len++] = ' ';
+	o->len += qfile_escape(o->buf + o->len, o->cap - o->len, value);
+	o->buf[o->len++] = '\n';
+}
+
+char *qfile_envelope(const struct queue_envelope *env, size_t *len_r)
+{
+	struct out o = { .cap = 1024 };
+	char arrival[24];
+
+	o.buf = xmalloc(o.cap);
+	memcpy(o.buf, QFILE_MAGIC, sizeof(QFILE_MAGIC) - 1);
+	o.len = sizeof(QFILE_MAGIC) - 1;
+	snprintf(arrival, sizeof(arrival), "%" PRId64, (int64_t)env->arrival);
+	out_add(&o, "id", env->qid);
+	out_add(&o, "arrival", arrival);
+	out_add(&o, "session", env->sid);
+	out_add(&o, "client", env->client_ip);
+	out_add(&o, "helo", env->helo);
+	out_add(&o, "tls", env->tls[0] ? env->tls : "-");
+	out_add(&o, "from", env->mail_from[0] ? env->mail_from : "<>");
+	if (env->mail_params[0])
+		out_add(&o, "mail-params", env->mail_params);
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct queue_rcpt *r = &env->rcpts[i];
+		out_add(&o, "rcpt", r->addr);
+		out_add(&o, "rcpt-tenant", r->tenant);
+		out_add(&o, "rcpt-route", r->route);
+		if (r->params[0])
+			out_add(&o, "rcpt-params", r->params);
+	}
+	out_add(&o, "body", "");
+	o.len--; /* "body \n" -> "body\n" */
+	o.buf[o.len - 1] = '\n';
+	*len_r = o.len;
+	return o.buf;
+}
+
+size_t qfile_end_record(char *buf, size_t bufsz, uint64_t body_len)
+{
+	int n = snprintf(buf, bufsz, "end %" PRIu64 "\n", body_len);
+	return n > 0 && (size_t)n < bufsz ? (size_t)n : 0;
+}
+
+/* Splits the next line off *p (NUL-terminating it); returns NULL at the end of the region. */
+static char *next_line(char **p, char *end)
+{
+	char *line = *p, *nl;
+
+	if (line >= end || !(nl = memchr(line, '\n', (size_t)(end - line))))
+		return NULL;
+	*nl = '\0';
+	*p = nl + 1;
+	return line;
+}
+
+static int parse_end(char *buf, size_t len, uint64_t *body_len_r, size_t *end_off_r)
+{
+	char *last;
+	char *endp;
+
+	if (len < 6 || buf[len - 1] != '\n')
+		return -1;
+	buf[len - 1] = '\0';
+	last = strrchr(buf, '\n');
+	if (!last || strncmp(last + 1, "end ", 4) != 0)
+		return -1;
+	*body_len_r = strtoull(last + 5, &endp, 10);
+	if (*endp != '\0' || last[5] < '0' || last[5] > '9')
+		return -1;
+	*end_off_r = (size_t)(last + 1 - buf);
+	return 0;
+}
+
+int qfile_parse(char *buf, size_t len, struct qfile_view *v, const char **why)
+{
+	size_t end_off;
+	char *p = buf, *line;
+
+	memset(v, 0, sizeof(*v));
+	if (len < sizeof(QFILE_MAGIC) - 1 || memcmp(buf, QFILE_MAGIC, sizeof(QFILE_MAGIC) - 1)) {
+		*why = "bad magic";
+		return -1;
+	}
+	if (parse_end(buf, len, &v->body_len, &end_off) < 0) {
+		*why = "missing END record (incomplete file)";
+		return -1;
+	}
+	char *end = buf + end_off;
+	p += sizeof(QFILE_MAGIC) - 1;
+	while ((line = next_line(&p, end)) != NULL) {
+		char *val = strchr(line, ' ');
+		if (strcmp(line, "body") == 0)
+			break;
+		if (!val) {
+			*why = "record without value";
+			return -1;
+		}
+		*val++ = '\0';
+		if (!strcmp(line, "id")) v->qid = val;
+		else if (!strcmp(line, "client")) v->client = val;
+		else if (!strcmp(line, "helo")) v->helo = val;
+		else if (!strcmp(line, "tls")) v->tls = val;
+		else if (!strcmp(line, "from")) v->from = val;
+		else if (!strcmp(line, "rcpt")) v->nrcpt++;
+		else if (!strcmp(line, "arrival") || !strcmp(line, "session") ||
+			 !strcmp(line, "mail-params") || !strncmp(line, "rcpt-", 5))
+			continue;
+		else {
+			*why = "unknown record";
+			return -1;
+		}
+	}
+	if (!line || !v->qid || !v->from || v->nrcpt == 0) {
+		*why = "envelope incomplete";
+		return -1;
+	}
+	/* the body runs from here to the END record */
+	if ((uint64_t)(end - p) != v->body_len) {
+		*why = "body length does not match the END record";
+		return -1;
+	}
+	v->body = p;
+	return 0;
+}

@@ -1,0 +1,150 @@
+/* server: one worker process: event loop, listeners, and the shared context of its sessions. */
+#include "smtp/server.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event/bgjob.h"
+#include "event/listener.h"
+#include "event/tls.h"
+#include "policy/policy.h"
+#include "queue/queue.h"
+#include "smtp/session.h"
+#include "util/log.h"
+
+/* On SIGTERM a worker stops accepting and gives open sessions this long to finish. */
+#define SHUTDOWN_GRACE_SECONDS 10
+
+struct worker {
+	struct server srv;
+	struct event *sigterm, *sigint, *grace;
+};
+
+static void on_accept(int fd, const struct sockaddr *peer, socklen_t len,
+		      const struct sockaddr *local, int tag, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)len;
+	(void)local;
+	if (srv->stopping) {
+		close(fd);
+		return;
+	}
+	session_start(srv, fd, peer, srv->cfg->listen[tag].proxy);
+}
+
+static void maybe_exit(struct server *srv)
+{
+	if (srv->stopping && srv->nsessions == 0)
+		event_base_loopexit(srv->base, NULL);
+}
+
+void server_session_ended(struct server *srv)
+{
+	srv->nsessions--;
+	maybe_exit(srv);
+}
+
+static void on_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("worker shutdown: %u sessions still open after %ds, closing them", srv->nsessions,
+		 SHUTDOWN_GRACE_SECONDS);
+	event_base_loopexit(srv->base, NULL);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct server *srv = &w->srv;
+	struct timeval grace = { .tv_sec = SHUTDOWN_GRACE_SECONDS };
+
+	(void)what;
+	if (srv->stopping)
+		return;
+	log_info("worker stopping signal=%d sessions=%u", (int)sig, srv->nsessions);
+	srv->stopping = 1;
+	for (unsigned i = 0; i < srv->nlisteners; i++)
+		listener_free(&srv->listeners[i]);
+	w->grace = evtimer_new(srv->base, on_grace_over, srv);
+	evtimer_add(w->grace, &grace);
+	maybe_exit(srv);
+}
+
+static void worker_setup(struct worker *w, unsigned index, const struct server_setup *setup)
+{
+	struct server *srv = &w->srv;
+	const struct config *cfg = setup->cfg;
+	char err[512];
+
+	srv->cfg = cfg;
+	srv->base = event_base_new();
+	if (!srv->base)
+		fatal("cannot create the event loop");
+	srv->bg = bgjob_new(srv->base);
+	srv->queue = queue_open(cfg->data_dir, srv->bg);
+	if (!srv->queue)
+		fatal("cannot open the queue under %s: %m", cfg->data_dir);
+	srv->policy = policy_new(cfg);
+	if (cfg->tls_cert[0] && access(cfg->tls_cert, R_OK) == 0) {
+		srv->tls = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+		if (!srv->tls)
+			fatal("%s", err);
+	}
+	srv->max_sessions = (cfg->max_sessions + setup->nworkers - 1) / setup->nworkers;
+	for (unsigned i = 0; i < cfg->nlisten; i++) {
+		int fd = setup->fds[index * cfg->nlisten + i];
+		srv->listeners[i] = listener_new(srv->base, fd, (int)i, on_accept, srv);
+		if (!srv->listeners[i])
+			fatal("cannot listen on %s:%u", cfg->listen[i].host, cfg->listen[i].port);
+		srv->nlisteners++;
+	}
+	/* other workers' sockets stay with them */
+	for (unsigned k = 0; k < setup->nworkers * cfg->nlisten; k++)
+		if (k / cfg->nlisten != index)
+			close(setup->fds[k]);
+	w->sigterm = evsignal_new(srv->base, SIGTERM, on_stop_signal, w);
+	w->sigint = evsignal_new(srv->base, SIGINT, on_stop_signal, w);
+	evsignal_add(w->sigterm, NULL);
+	evsignal_add(w->sigint, NULL);
+}
+
+static void worker_teardown(struct worker *w)
+{
+	struct server *srv = &w->srv;
+
+	for (unsigned i = 0; i < srv->nlisteners; i++)
+		listener_free(&srv->listeners[i]);
+	bgjob_free(&srv->bg); /* commits in flight finish; their sessions are gone or replied */
+	queue_close(&srv->queue);
+	policy_free(&srv->policy);
+	tls_ctx_free(&srv->tls);
+	event_free(w->sigterm);
+	event_free(w->sigint);
+	if (w->grace)
+		event_free(w->grace);
+	event_base_free(srv->base);
+}
+
+int server_worker_main(unsigned index, void *arg)
+{
+	struct worker w;
+
+	memset(&w, 0, sizeof(w));
+	signal(SIGPIPE, SIG_IGN);
+	bgjob_global_init();
+	worker_setup(&w, index, arg);
+	log_info("worker started listeners=%u max_sessions=%u tls=%s", w.srv.nlisteners,
+		 w.srv.max_sessions, w.srv.tls ? "yes" : "no");
+	event_base_dispatch(w.srv.base);
+	worker_teardown(&w);
+	log_info("worker stopped");
+	return 0;
+}

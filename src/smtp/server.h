@@ -1,0 +1,44 @@
+/* server: one worker's SMTP service: its event loop, listeners, shared per-worker context
+ * (config, policy, queue, TLS) and the count of live sessions. */
+#ifndef MXG_SERVER_H
+#define MXG_SERVER_H
+
+#include "config/config.h"
+
+struct event_base;
+struct policy;
+struct queue;
+struct bgjob_queue;
+struct listener;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* What the master prepares before forking: the config and one listening fd per worker and
+ * listen spec (fds[worker * nlisten + i]). */
+struct server_setup {
+	const struct config *cfg;
+	unsigned nworkers;
+	int *fds;
+};
+
+/* The context every session of a worker shares. Sessions only read it, except the counters. */
+struct server {
+	struct event_base *base;
+	const struct config *cfg;
+	struct policy *policy;
+	struct queue *queue;
+	struct bgjob_queue *bg;
+	SSL_CTX *tls; /* NULL: STARTTLS not offered */
+	struct listener *listeners[CONFIG_MAX_LISTEN];
+	unsigned nlisteners;
+	unsigned max_sessions; /* this worker's share of cfg->max_sessions */
+	unsigned nsessions;
+	int stopping;
+};
+
+/* Worker entry point for workers_run(); arg is a struct server_setup. */
+int server_worker_main(unsigned index, void *arg);
+
+/* Called by sessions when they end, so the server can resume accepting and finish a drain. */
+void server_session_ended(struct server *srv);
+
+#endif

@@ -1,0 +1,417 @@
+/* session: life cycle and input loop of one SMTP session.
+ *
+ * The loop (session_run) takes one unit of input at a time: the PROXY header, a command line,
+ * or a block of DATA. A command whose answer comes later (policy verdict, queue commit) sets
+ * `busy`; input then stays buffered, and the completion sends its reply and resumes the loop,
+ * so pipelined replies always leave in command order. A session is freed only when it is
+ * closed, outside the loop and with no asynchronous step holding a reference to it. */
+#include "smtp/session.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event/conn.h"
+#include "event/proxy_proto.h"
+#include "queue/queue.h"
+#include "smtp/reply.h"
+#include "smtp/server.h"
+#include "smtp/session_private.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+/* Room for the largest block the datastream can return: a conn_peek block plus 2. */
+#define SESSION_DATA_CHUNK (64 * 1024)
+/* Seconds a proxy_from peer has to send its PROXY header. */
+#define PROXY_HEADER_TIMEOUT 10
+
+static void session_run(struct session *s);
+
+static void session_destroy(struct session *s)
+{
+	struct server *srv = s->srv;
+
+	queue_msg_abort(&s->msg);
+	conn_free_after_flush(&s->conn);
+	free(s->rcpts);
+	free(s);
+	server_session_ended(srv);
+}
+
+static void session_maybe_free(struct session *s)
+{
+	if (s->dead && !s->running && s->refs == 0)
+		session_destroy(s);
+}
+
+void session_hold(struct session *s)
+{
+	s->refs++;
+}
+
+void session_release(struct session *s)
+{
+	s->refs--;
+	session_maybe_free(s);
+}
+
+void session_close(struct session *s, const char *reason)
+{
+	if (s->dead)
+		return;
+	s->dead = 1;
+	log_info("sid=%s smtp disconnect ip=%s messages=%u errors=%u reason=%s", s->sid, s->ip_str,
+		 s->messages, s->errors, reason);
+	if (s->conn)
+		conn_pause_read(s->conn);
+}
+
+void session_reply(struct session *s, int code, const char *enh, const char *fmt, ...)
+{
+	char text[SMTP_REPLY_LINE_MAX * 2], out[SMTP_REPLY_LINE_MAX * 3];
+	va_list ap;
+
+	if (s->dead || !s->conn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	conn_write(s->conn, out, reply_format(out, sizeof(out), code, enh, text));
+}
+
+void session_reply_reject(struct session *s, int code, const char *enh, const char *rule,
+			  const char *text)
+{
+	char ref[SHORT_ID_LEN + 1];
+
+	id_short(ref);
+	log_info("sid=%s smtp reject ref=%s ip=%s code=%d enh=%s rule=%s text=\"%s\"", s->sid, ref,
+		 s->ip_str, code, enh, rule, text);
+	session_reply(s, code, enh, "%s (client [%s], %s, ref %s)", text, s->ip_str,
+		      s->srv->cfg->hostname, ref);
+}
+
+int session_count_error(struct session *s)
+{
+	if (++s->errors < s->srv->cfg->max_errors)
+		return 0;
+	session_reply(s, 421, "4.7.0", "%s Too many errors (%u) in this session, closing",
+		      s->srv->cfg->hostname, s->errors);
+	session_close(s, "too-many-errors");
+	return 1;
+}
+
+void session_reset_transaction(struct session *s)
+{
+	s->has_from = 0;
+	s->mail_params[0] = '\0';
+	s->smtputf8 = s->body8bit = 0;
+	s->nrcpt = 0;
+	s->rcpt_attempts = 0;
+	queue_msg_abort(&s->msg);
+}
+
+void session_resume(struct session *s)
+{
+	s->busy = 0;
+	if (!s->running && !s->dead)
+		session_run(s);
+}
+
+/* PROXY header: the address it carries replaces the peer's for every later decision. */
+static int proxy_step(struct session *s)
+{
+	size_t have = conn_input_len(s->conn), want = have < PROXY_V2_MAX ? have : PROXY_V2_MAX;
+	struct proxy_result pr;
+	const char *why = "";
+	char peer[ADDR_STR_MAX];
+
+	if (have == 0)
+		return 0;
+	enum proxy_status st = proxy_parse(conn_pullup(s->conn, want), want, &pr, &why);
+	if (st == PROXY_NEED_MORE && have < PROXY_V2_MAX)
+		return 0;
+	if (st != PROXY_OK) {
+		log_warn("sid=%s smtp proxy-error peer=%s reason=\"%s\"", s->sid, s->ip_str,
+			 st == PROXY_NEED_MORE ? "header too long" : why);
+		session_close(s, "bad-proxy-header");
+		return 0;
+	}
+	conn_drain(s->conn, pr.header_len);
+	snprintf(peer, sizeof(peer), "%s", s->ip_str);
+	if (!pr.local) {
+		s->ip = pr.src;
+		s->port = pr.src_port;
+		ip_format(&s->ip, s->ip_str);
+	}
+	log_info("sid=%s smtp proxy ip=%s port=%u via=%s version=%d%s", s->sid, s->ip_str, s->port,
+		 peer, pr.version, pr.local ? " local=yes" : "");
+	s->state = SESS_COMMAND;
+	conn_set_timeout(s->conn, s->srv->cfg->command_timeout);
+	commands_greet(s);
+	return 1;
+}
+
+static int command_step(struct session *s)
+{
+	char line[SMTP_CMD_LINE_MAX + 1];
+	size_t len;
+	int crlf;
+
+	switch (conn_read_line(s->conn, SMTP_CMD_LINE_MAX, line, sizeof(line), &len, &crlf)) {
+	case CONN_LINE_AGAIN:
+		return 0;
+	case CONN_LINE_TOOLONG:
+		/* Discard through the end of that line; it must not run as a command. */
+		while (!conn_skip_line(s->conn)) {
+			if (conn_input_len(s->conn) == 0)
+				break;
+		}
+		session_reply(s, 500, "5.5.2", "Line too long (limit %d octets)", SMTP_CMD_LINE_MAX);
+		session_count_error(s);
+		return 1;
+	case CONN_LINE_OK:
+		break;
+	}
+	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
+		session_reply(s, 500, "5.5.2", "Invalid character in command");
+		session_count_error(s);
+		return 1;
+	}
+	commands_dispatch(s, line, len);
+	return 1;
+}
+
+static const char *data_error(unsigned flags, int *code_r, const char **enh_r)
+{
+	if (flags & (DS_BARE_LF | DS_BARE_CR)) {
+		*code_r = 550;
+		*enh_r = "5.6.11";
+		return flags & DS_BARE_LF ? "Message rejected: bare LF in message data; lines must end "
+					    "with CRLF and end of data is only <CRLF>.<CRLF>"
+					  : "Message rejected: bare CR in message data; lines must end "
+					    "with CRLF and end of data is only <CRLF>.<CRLF>";
+	}
+	*code_r = 552;
+	*enh_r = "5.3.4";
+	return flags & DS_TOO_BIG ? "Message rejected: size exceeds the limit"
+				  : "Message rejected: a line exceeds 1000 octets (RFC 5321 4.5.3.1.6)";
+}
+
+static void data_committed(void *arg, int status)
+{
+	struct session *s = arg;
+
+	if (status == 0) {
+		s->messages++;
+		log_info("sid=%s smtp queued qid=%s ip=%s from=<%s> nrcpt=%u size=%llu", s->sid, s->qid,
+			 s->ip_str, s->from.addr, s->nrcpt, (unsigned long long)s->ds.size);
+		session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->qid);
+	} else {
+		log_warn("sid=%s smtp queue-error qid=%s error=\"%s\"", s->sid, s->qid, strerror(status));
+		session_reply(s, 452, "4.3.1", "Insufficient system storage, try again later");
+	}
+	session_reset_transaction(s);
+	s->busy = 0;
+	if (!s->dead && !s->running)
+		session_run(s);
+	session_release(s);
+}
+
+static void data_finish(struct session *s)
+{
+	int code, err;
+	const char *enh;
+
+	s->state = SESS_COMMAND;
+	conn_set_timeout(s->conn, s->srv->cfg->command_timeout);
+	if (s->ds.flags) {
+		const char *why = data_error(s->ds.flags, &code, &enh);
+		session_reply_reject(s, code, enh, "data", why);
+		session_reset_transaction(s);
+		return;
+	}
+	if ((err = queue_msg_error(s->msg)) != 0) {
+		log_warn("sid=%s smtp queue-error qid=%s error=\"%s\"", s->sid, s->qid, strerror(err));
+		session_reply(s, 452, "4.3.1", "Insufficient system storage, try again later");
+		session_reset_transaction(s);
+		return;
+	}
+	s->busy = 1;
+	session_hold(s);
+	queue_msg_commit(&s->msg, data_committed, s);
+}
+
+static int data_step(struct session *s)
+{
+	char out[SESSION_DATA_CHUNK + 2];
+	size_t len, used, outlen;
+	const char *in = conn_peek(s->conn, &len);
+
+	if (len == 0)
+		return 0;
+	if (len > SESSION_DATA_CHUNK)
+		len = SESSION_DATA_CHUNK;
+	enum ds_result r = ds_feed(&s->ds, in, len, &used, out, &outlen);
+	if (outlen && s->msg)
+		queue_msg_write(s->msg, out, outlen);
+	conn_drain(s->conn, used);
+	if (r == DS_END)
+		data_finish(s);
+	return 1;
+}
+
+static void session_run(struct session *s)
+{
+	s->running = 1;
+	while (!s->dead && !s->busy) {
+		int progressed;
+		switch (s->state) {
+		case SESS_PROXY: progressed = proxy_step(s); break;
+		case SESS_DATA: progressed = data_step(s); break;
+		default: progressed = command_step(s); break;
+		}
+		if (!progressed)
+			break;
+	}
+	s->running = 0;
+}
+
+static void on_conn_event(struct conn *c, enum conn_event ev, void *arg)
+{
+	struct session *s = arg;
+	(void)c;
+
+	switch (ev) {
+	case CONN_EV_READ:
+		if (!s->running)
+			session_run(s);
+		break;
+	case CONN_EV_TIMEOUT:
+		if (s->state != SESS_PROXY)
+			session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded, closing",
+				      s->srv->cfg->hostname);
+		session_close(s, s->state == SESS_DATA ? "data-timeout" : "timeout");
+		break;
+	case CONN_EV_EOF:
+		session_close(s, s->state == SESS_DATA ? "eof-in-data" : "eof");
+		break;
+	case CONN_EV_ERROR:
+		session_close(s, "io-error");
+		break;
+	}
+	session_maybe_free(s);
+}
+
+/* RFC 5321 4.4 trace header: who connected (PROXY address), what it said in HELO, the TLS
+ * state, our queue id; "for" only with a single recipient, so Bcc lists do not leak. */
+static void write_received(struct session *s, const char *tls)
+{
+	char hdr[2048], date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	const char *proto = s->smtputf8 ? (s->tls ? "UTF8SMTPS" : "UTF8SMTP")
+					: s->esmtp ? (s->tls ? "ESMTPS" : "ESMTP")
+						   : (s->tls ? "SMTPS" : "SMTP");
+	int n;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	n = snprintf(hdr, sizeof(hdr),
+		     "Received: from %s ([%s])\r\n\tby %s (mxgate) with %s id %s\r\n\t(%s%s)\r\n",
+		     s->helo, s->ip_str, s->srv->cfg->hostname, proto, s->qid,
+		     tls[0] ? "tls=" : "no TLS", tls);
+	if (s->nrcpt == 1)
+		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "\tfor <%s>; %s\r\n", s->rcpts[0].addr,
+			      date);
+	else
+		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "\t; %s\r\n", date);
+	queue_msg_write(s->msg, hdr, strlen(hdr));
+}
+
+int session_begin_data(struct session *s)
+{
+	struct queue_rcpt rcpts_stack[16], *rcpts = rcpts_stack;
+	struct queue_envelope env;
+	char tls[128];
+
+	if (s->nrcpt > 16)
+		rcpts = xcalloc(s->nrcpt, sizeof(*rcpts));
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		rcpts[i].addr = s->rcpts[i].addr;
+		rcpts[i].tenant = s->rcpts[i].tenant;
+		rcpts[i].route = s->rcpts[i].route;
+		rcpts[i].params = s->rcpts[i].params;
+	}
+	id_queue(s->qid);
+	env = (struct queue_envelope){
+		.qid = s->qid, .arrival = time(NULL), .sid = s->sid, .client_ip = s->ip_str,
+		.helo = s->helo, .tls = conn_tls_summary(s->conn, tls, sizeof(tls)),
+		.mail_from = s->from.addr, .mail_params = s->mail_params,
+		.rcpts = rcpts, .nrcpt = s->nrcpt,
+	};
+	s->msg = queue_msg_begin(s->srv->queue, &env);
+	int err = s->msg ? 0 : errno;
+	if (rcpts != rcpts_stack)
+		free(rcpts);
+	if (err)
+		return err;
+	write_received(s, env.tls);
+	ds_init(&s->ds, s->srv->cfg->max_message_size);
+	s->state = SESS_DATA;
+	conn_set_timeout(s->conn, s->srv->cfg->data_timeout);
+	return 0;
+}
+
+static int proxy_peer_trusted(const struct server *srv, const struct ip_addr *ip)
+{
+	for (unsigned i = 0; i < srv->cfg->nproxy_from; i++)
+		if (cidr_contains(&srv->cfg->proxy_from[i], ip))
+			return 1;
+	return 0;
+}
+
+void session_start(struct server *srv, int fd, const struct sockaddr *peer, int expect_proxy)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+
+	s->srv = srv;
+	srv->nsessions++;
+	id_short(s->sid);
+	if (ip_from_sockaddr(peer, &s->ip, &s->port) < 0)
+		memset(&s->ip, 0, sizeof(s->ip));
+	ip_format(&s->ip, s->ip_str);
+	s->conn = conn_new(srv->base, fd, on_conn_event, s);
+	if (!s->conn) {
+		free(s);
+		server_session_ended(srv);
+		return;
+	}
+	log_info("sid=%s smtp connect ip=%s port=%u sessions=%u", s->sid, s->ip_str, s->port,
+		 srv->nsessions);
+	if (srv->nsessions > srv->max_sessions) {
+		session_reply(s, 421, "4.7.0", "%s Too many concurrent sessions, try again later",
+			      srv->cfg->hostname);
+		session_close(s, "max-sessions");
+		session_maybe_free(s);
+		return;
+	}
+	if (expect_proxy) {
+		if (!proxy_peer_trusted(srv, &s->ip)) {
+			log_warn("sid=%s smtp proxy-refused peer=%s reason=\"not in proxy_from\"", s->sid,
+				 s->ip_str);
+			session_close(s, "proxy-untrusted");
+			session_maybe_free(s);
+			return;
+		}
+		s->state = SESS_PROXY;
+		conn_set_timeout(s->conn, PROXY_HEADER_TIMEOUT);
+		return;
+	}
+	s->state = SESS_COMMAND;
+	conn_set_timeout(s->conn, srv->cfg->command_timeout);
+	commands_greet(s);
+}
