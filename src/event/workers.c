@@ -42,7 +42,7 @@ static pid_t spawn(unsigned index, worker_main_fn *worker_main, void *arg, const
 		signal(SIGCHLD, SIG_DFL);
 		sigprocmask(SIG_SETMASK, orig, NULL);
 		log_set_worker((int)index);
-		_exit(worker_main(index, arg));
+		exit(worker_main(index, arg)); /* exit, not _exit: sanitizers check leaks at exit */
 	}
 	return pid;
 }
