@@ -4,10 +4,10 @@ ASAN_BUILD ?= build-asan
 PYTHON     ?= /usr/bin/python3
 
 BUILD_PKGS = meson ninja-build pkg-config gcc libevent-dev libc-ares-dev libssl-dev \
-             libsqlite3-dev libinih-dev libjansson-dev libcmocka-dev openssl
+             libsqlite3-dev libidn2-dev libinih-dev libjansson-dev libcmocka-dev openssl
 TEST_PKGS  = python3-pytest python3-dnspython python3-aiosmtpd swaks rbldnsd
 
-.PHONY: all deps test-deps build asan run test unit integration tls-cert clean
+.PHONY: all deps test-deps build asan run test unit integration tls-cert demo-tenant clean
 
 all: build
 
@@ -38,7 +38,13 @@ var/tls/cert.pem:
 		-keyout var/tls/key.pem -out var/tls/cert.pem 2>/dev/null
 	chmod 600 var/tls/key.pem
 
-run: build tls-cert
+# The demo tenant: example.test routed to 127.0.0.1:2600, created once in ./var/policy.db.
+demo-tenant: build
+	@./$(BUILD)/mxgate tenant list | grep -q '^demo ' || { \
+		./$(BUILD)/mxgate tenant add demo --route 127.0.0.1:2600 && \
+		./$(BUILD)/mxgate domain add demo example.test; }
+
+run: build tls-cert demo-tenant
 	./$(BUILD)/mxgate serve
 
 unit: test-deps asan

@@ -8,11 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
+#include "admin/inspect.h"
 #include "config/config.h"
 #include "event/listener.h"
 #include "event/workers.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
+#include "store/store.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -30,6 +33,10 @@ static void usage_main(FILE *out)
 		"  check-config   load the configuration, report problems, exit 0 when it is valid\n"
 		"  show-config    print the configuration keys with their defaults and meaning\n"
 		"  version        print the version\n"
+		"  explain IP     replay the policy decision for a client, step by step\n"
+		"  lint           warn about risky policy settings, each with the fix\n"
+		"  tenant|domain|connector|allow|block ACTION ...\n"
+		"                 manage the policy store (`mxgate tenant --help`)\n"
 		"\n"
 		"Options:\n"
 		"  -c FILE        configuration file (default: $MXGATE_CONFIG, ./mxgate.conf,\n"
@@ -48,7 +55,7 @@ static int common_opts(int argc, char **argv, const char *usage, int *extra_r)
 	};
 	int ch;
 
-	optind = 1;
+	optind = 0; /* 0, not 1: makes GNU getopt start over after an earlier parse */
 	while ((ch = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': global_config = optarg; break;
@@ -102,10 +109,16 @@ static int cmd_show_config(int argc, char **argv)
 
 static void prepare_data_dir(const struct config *cfg)
 {
+	char err[STORE_ERR_MAX];
 	unsigned removed;
+	struct store *st;
 
 	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST)
 		fatal("cannot create data_dir %s: %m", cfg->data_dir);
+	/* create or migrate the policy store once, before workers open it */
+	if (!(st = store_open(cfg->data_dir, STORE_READ_WRITE, err, sizeof(err))))
+		fatal("policy store: %s", err);
+	store_close(&st);
 	if (queue_clean_tmp(cfg->data_dir, &removed) < 0)
 		fatal("cannot prepare the queue under %s: %m", cfg->data_dir);
 	if (removed)
@@ -210,6 +223,15 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(cmd, commands[i].name))
 			return commands[i].run(argc - optind, argv + optind);
+	if (admin_is_command(cmd) || !strcmp(cmd, "explain") || !strcmp(cmd, "lint")) {
+		struct config *cfg = xcalloc(1, sizeof(*cfg));
+		load_config(cfg);
+		int rc = !strcmp(cmd, "explain") ? inspect_explain_main(cfg, argc - optind, argv + optind)
+			 : !strcmp(cmd, "lint")  ? inspect_lint_main(cfg, argc - optind, argv + optind)
+						 : admin_main(cfg, argc - optind, argv + optind);
+		free(cfg);
+		return rc;
+	}
 	fprintf(stderr, "mxgate: unknown command '%s'\n", cmd);
 	usage_main(stderr);
 	return EXIT_USAGE;

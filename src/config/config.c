@@ -15,20 +15,21 @@
 
 #include "util/strutil.h"
 
-enum key_type { K_STR, K_UINT, K_SIZE, K_BOOL, K_LISTEN, K_CIDRS, K_DOMAIN, K_HOSTPORT };
+enum key_type {
+	K_STR, K_UINT, K_INT, K_SIZE, K_BOOL, K_LISTEN, K_CIDRS, K_HOSTPORT, K_ZONE, K_CODES
+};
 
 struct key_def {
 	const char *section;
 	const char *name;
 	enum key_type type;
 	size_t offset;
-	uint64_t min, max;
+	int64_t min, max; /* K_STR: length; K_UINT, K_INT, K_SIZE: value */
 	const char *dflt; /* parsed like a file value; NULL = empty / zero */
 	const char *help;
 };
 
 #define OFF(f) offsetof(struct config, f)
-#define U32 4294967295ULL
 
 static const struct key_def config_keys[] = {
 	{ "server", "hostname", K_STR, OFF(hostname), 1, CONFIG_HOST_MAX - 1, NULL,
@@ -57,29 +58,64 @@ static const struct key_def config_keys[] = {
 	  "PEM certificate chain for STARTTLS; STARTTLS is offered only when set with tls_key" },
 	{ "server", "tls_key", K_STR, OFF(tls_key), 1, CONFIG_PATH_MAX - 1, NULL,
 	  "PEM private key for tls_cert" },
+	{ "server", "tls_client_ca", K_STR, OFF(tls_client_ca), 1, CONFIG_PATH_MAX - 1, NULL,
+	  "PEM CA certificates trusted for client certificates (besides the system store); "
+	  "connectors match only names of a chain that verified" },
 	{ "log", "syslog", K_BOOL, OFF(log_syslog), 0, 1, "no",
 	  "log to syslog (facility mail) instead of stderr" },
 	{ "log", "debug", K_BOOL, OFF(log_debug), 0, 1, "no", "log debug lines too" },
-	{ "accept", "domain", K_DOMAIN, OFF(accept_domains), 0, 0, NULL,
-	  "interim: a domain whose recipients are accepted (repeatable) until tenants exist" },
-	{ "accept", "route", K_HOSTPORT, OFF(accept_route), 0, 0, NULL,
-	  "interim: HOST:PORT that accepted mail is routed to (recorded in the queue file)" },
+	{ "policy", "resolver", K_HOSTPORT, OFF(resolver), 0, 0, NULL,
+	  "DNS resolver for DNSBL lookups as HOST:PORT; empty = the servers in /etc/resolv.conf" },
+	{ "policy", "dnsbl_threshold", K_INT, OFF(dnsbl_threshold), 1, 1000, "1",
+	  "a client whose summed DNSBL weights reach this is rejected" },
+	{ "policy", "dnsbl_timeout_ms", K_UINT, OFF(dnsbl_timeout_ms), 10, 60000, "2000",
+	  "how long a RCPT waits for DNSBL answers before deciding without them (fail open)" },
+	{ "policy", "dnsbl_cache_min_ttl", K_UINT, OFF(dnsbl_cache_min_ttl), 0, 86400, "60",
+	  "DNSBL answers are cached at least this many seconds" },
+	{ "policy", "dnsbl_cache_max_ttl", K_UINT, OFF(dnsbl_cache_max_ttl), 1, 86400, "3600",
+	  "and at most this many seconds, whatever their TTL" },
+	{ "policy", "dnsbl_health_interval", K_UINT, OFF(dnsbl_health_interval), 0, 86400, "300",
+	  "seconds between RFC 5782 health probes of each zone (0 = probe only at start)" },
+	{ "policy", "reload_interval_ms", K_UINT, OFF(reload_interval_ms), 50, 60000, "500",
+	  "how often workers look for policy changes in the store" },
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
+#define DOFF(f) offsetof(struct dnsbl_config, f)
+#define DNSBL_SECTION "dnsbl "
+
+/* Keys of a [dnsbl NAME] section; offsets are into struct dnsbl_config. */
+static const struct key_def dnsbl_keys[] = {
+	{ "dnsbl NAME", "zone", K_ZONE, DOFF(zone), 0, 0, NULL,
+	  "DNS zone to query, e.g. zen.spamhaus.org (may contain an access key)" },
+	{ "dnsbl NAME", "display_name", K_STR, DOFF(display_name), 1, CONFIG_HOST_MAX - 1, NULL,
+	  "name shown in replies and logs (default: the section name)" },
+	{ "dnsbl NAME", "display_zone", K_ZONE, DOFF(display_zone), 0, 0, NULL,
+	  "zone shown instead of `zone`, for zones that contain a secret key" },
+	{ "dnsbl NAME", "codes", K_CODES, DOFF(codes), 0, 0, "127.0.0.2-127.0.0.254",
+	  "answers that count as listed: addresses or ranges in 127.0.0.0/8, comma separated" },
+	{ "dnsbl NAME", "weight", K_INT, DOFF(weight), -1000, 1000, "1",
+	  "score added when listed (-1000..1000); negative makes a DNS allow list" },
+	{ "dnsbl NAME", "txt", K_BOOL, DOFF(fetch_txt), 0, 1, "no",
+	  "fetch the TXT record and quote it in the reply" },
+	{ "dnsbl NAME", "url", K_STR, DOFF(url), 1, CONFIG_HOST_MAX - 1, NULL,
+	  "lookup URL for the reply; {ip} is replaced by the client address" },
+	{ "dnsbl NAME", "ipv6", K_BOOL, DOFF(ipv6), 0, 1, "yes",
+	  "query IPv6 clients too (nibble format)" },
+};
+
+#define NDNSBL_KEYS (sizeof(dnsbl_keys) / sizeof(dnsbl_keys[0]))
+
 const char config_embedded_default[] =
-	"# mxgate embedded default: loopback only, queue under ./var, one demo domain.\n"
+	"# mxgate embedded default: loopback only, queue and policy store under ./var.\n"
 	"[server]\n"
 	"hostname = mxgate.localhost\n"
 	"listen = 127.0.0.1:2525\n"
 	"data_dir = ./var\n"
 	"workers = 1\n"
 	"tls_cert = ./var/tls/cert.pem\n"
-	"tls_key = ./var/tls/key.pem\n"
-	"[accept]\n"
-	"domain = example.test\n"
-	"route = 127.0.0.1:2600\n";
+	"tls_key = ./var/tls/key.pem\n";
 
 struct parse_ctx {
 	struct config *cfg;
@@ -182,27 +218,79 @@ static int domain_valid(const char *d)
 	return 1;
 }
 
-static int set_value(struct config *cfg, const struct key_def *k, const char *v)
+/* "127.0.0.2-127.0.0.11, 127.0.0.20": ranges of answers inside 127.0.0.0/8. */
+static int set_codes(struct dnsbl_config *d, const char *v)
 {
-	void *field = (char *)cfg + k->offset;
+	char buf[1024];
+	char *save = NULL;
+
+	if (strlen(v) >= sizeof(buf))
+		return -1;
+	strcpy(buf, v);
+	d->ncodes = 0;
+	for (char *t = strtok_r(buf, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
+		char *dash = strchr(t, '-');
+		struct ip_addr lo, hi;
+		if (dash)
+			*dash = '\0';
+		if (d->ncodes >= CONFIG_MAX_DNSBL_CODES || ip_parse(t, &lo) < 0 ||
+		    ip_parse(dash ? dash + 1 : t, &hi) < 0 || !ip_is_v4(&lo) || !ip_is_v4(&hi))
+			return -1;
+		uint32_t a = (uint32_t)lo.b[12] << 24 | (uint32_t)lo.b[13] << 16 | lo.b[14] << 8 | lo.b[15];
+		uint32_t b = (uint32_t)hi.b[12] << 24 | (uint32_t)hi.b[13] << 16 | hi.b[14] << 8 | hi.b[15];
+		if (lo.b[12] != 127 || hi.b[12] != 127 || a > b)
+			return -1;
+		d->codes[d->ncodes++] = (struct code_range){ a, b };
+	}
+	return d->ncodes ? 0 : -1;
+}
+
+static int set_number(void *field, const struct key_def *k, const char *v)
+{
 	uint64_t n;
 
 	switch (k->type) {
+	case K_UINT:
+		if (str_to_u64(v, (uint64_t)k->min, (uint64_t)k->max, &n) < 0)
+			return -1;
+		*(unsigned *)field = (unsigned)n;
+		return 0;
+	case K_INT: {
+		int neg = v[0] == '-';
+		if (str_to_u64(v + neg, 0, 1000000, &n) < 0)
+			return -1;
+		int64_t x = neg ? -(int64_t)n : (int64_t)n;
+		if (x < k->min || x > k->max)
+			return -1;
+		*(int *)field = (int)x;
+		return 0;
+	}
+	case K_SIZE:
+		if (str_to_size(v, (uint64_t)k->min, (uint64_t)k->max, &n) < 0)
+			return -1;
+		*(uint64_t *)field = n;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* Sets one key. base is the struct the key's offset points into: the config itself, or one
+ * of its dnsbl entries. */
+static int set_value(struct config *cfg, void *base, const struct key_def *k, const char *v)
+{
+	void *field = (char *)base + k->offset;
+
+	switch (k->type) {
 	case K_STR:
-		if (strlen(v) < k->min || strlen(v) > k->max)
+		if ((int64_t)strlen(v) < k->min || (int64_t)strlen(v) > k->max)
 			return -1;
 		strcpy((char *)field, v);
 		return 0;
 	case K_UINT:
-		if (str_to_u64(v, k->min, k->max, &n) < 0)
-			return -1;
-		*(unsigned *)field = (unsigned)n;
-		return 0;
+	case K_INT:
 	case K_SIZE:
-		if (str_to_size(v, k->min, k->max, &n) < 0)
-			return -1;
-		*(uint64_t *)field = n;
-		return 0;
+		return set_number(field, k, v);
 	case K_BOOL:
 		if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
 			*(int *)field = 1;
@@ -215,15 +303,21 @@ static int set_value(struct config *cfg, const struct key_def *k, const char *v)
 		return set_listen(cfg, v);
 	case K_CIDRS:
 		return set_cidrs(cfg, v);
-	case K_DOMAIN:
-		if (!domain_valid(v) || cfg->naccept_domains >= CONFIG_MAX_ACCEPT_DOMAINS)
+	case K_ZONE:
+		if (!domain_valid(v))
 			return -1;
-		str_lower(strcpy(cfg->accept_domains[cfg->naccept_domains++], v));
+		str_lower(strcpy((char *)field, v));
 		return 0;
+	case K_CODES:
+		return set_codes(base, v);
 	case K_HOSTPORT: {
 		char host[CONFIG_HOST_MAX];
 		uint16_t port;
-		if (hostport_split(v, host, sizeof(host), &port) < 0 || strlen(v) >= CONFIG_HOST_MAX)
+		if (v[0] == '\0') {
+			((char *)field)[0] = '\0';
+			return 0;
+		}
+		if (strlen(v) >= CONFIG_HOST_MAX || hostport_split(v, host, sizeof(host), &port) < 0)
 			return -1;
 		strcpy((char *)field, v);
 		return 0;
@@ -237,22 +331,52 @@ static const char *type_hint(enum key_type t)
 	switch (t) {
 	case K_STR: return "a string";
 	case K_UINT: return "a whole number";
+	case K_INT: return "a whole number";
+	case K_ZONE: return "a DNS zone name";
+	case K_CODES: return "127.x.y.z or ranges 127.0.0.2-127.0.0.11, comma separated";
 	case K_SIZE: return "a size such as 25M";
 	case K_BOOL: return "yes or no";
 	case K_LISTEN: return "ADDR:PORT [proxy]";
 	case K_CIDRS: return "IP or CIDR without host bits";
-	case K_DOMAIN: return "a domain name";
 	case K_HOSTPORT: return "HOST:PORT";
 	}
 	return "?";
 }
 
-static const struct key_def *key_find(const char *section, const char *name)
+static const struct key_def *key_find(const struct key_def *table, size_t n, const char *section,
+				      const char *name)
 {
-	for (size_t i = 0; i < NKEYS; i++)
-		if (!strcmp(config_keys[i].section, section) && !strcmp(config_keys[i].name, name))
-			return &config_keys[i];
+	for (size_t i = 0; i < n; i++)
+		if ((!section || !strcmp(table[i].section, section)) && !strcmp(table[i].name, name))
+			return &table[i];
 	return NULL;
+}
+
+static void dnsbl_defaults(struct config *cfg, struct dnsbl_config *d)
+{
+	for (size_t i = 0; i < NDNSBL_KEYS; i++)
+		if (dnsbl_keys[i].dflt && set_value(cfg, d, &dnsbl_keys[i], dnsbl_keys[i].dflt) < 0)
+			abort(); /* a default outside its own bounds is a bug in the table */
+}
+
+/* The entry for [dnsbl NAME], created with defaults on first sight; NULL for a bad name. */
+static struct dnsbl_config *dnsbl_section(struct config *cfg, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len >= CONFIG_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+						       "0123456789_-.") != len)
+		return NULL;
+	for (unsigned i = 0; i < cfg->ndnsbl; i++)
+		if (!strcmp(cfg->dnsbl[i].name, name))
+			return &cfg->dnsbl[i];
+	if (cfg->ndnsbl >= CONFIG_MAX_DNSBL)
+		return NULL;
+	struct dnsbl_config *d = &cfg->dnsbl[cfg->ndnsbl++];
+	memset(d, 0, sizeof(*d));
+	strcpy(d->name, name);
+	dnsbl_defaults(cfg, d);
+	return d;
 }
 
 static int section_known(const char *section)
@@ -263,33 +387,50 @@ static int section_known(const char *section)
 	return 0;
 }
 
+static void report_bad_value(struct parse_ctx *p, const char *section, const struct key_def *k,
+			     const char *value)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "%s.%s: expected %s", section, k->name, type_hint(k->type));
+	if (k->type == K_UINT || k->type == K_SIZE || k->type == K_INT)
+		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), " in %lld..%lld",
+			 (long long)k->min, (long long)k->max);
+	perr(p, "bad value '%s' for %s", value, msg);
+}
+
+static int on_dnsbl_entry(struct parse_ctx *p, const char *section, const char *name,
+			  const char *value)
+{
+	struct dnsbl_config *d = dnsbl_section(p->cfg, section + strlen(DNSBL_SECTION));
+	const struct key_def *k = key_find(dnsbl_keys, NDNSBL_KEYS, NULL, name);
+
+	if (!d)
+		perr(p, "bad or too many [dnsbl NAME] sections: [%s] (names: a-z 0-9 _ - ., at most %d)",
+		     section, CONFIG_MAX_DNSBL);
+	else if (!k)
+		perr(p, "unknown key '%s' in [%s]", name, section);
+	else if (set_value(p->cfg, d, k, value) < 0)
+		report_bad_value(p, section, k, value);
+	return 1;
+}
+
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_ctx *p = user;
 	const struct key_def *k;
-	char msg[256];
 
-	if (name == NULL) { /* inih reports each new section with name == NULL when enabled */
-		if (!section_known(section))
-			perr(p, "unknown section [%s]", section);
-		return 1;
-	}
+	if (!strncmp(section, DNSBL_SECTION, strlen(DNSBL_SECTION)))
+		return on_dnsbl_entry(p, section, name, value);
 	if (!section_known(section)) {
 		perr(p, "key '%s' in unknown section [%s]", name, section);
 		return 1;
 	}
-	k = key_find(section, name);
-	if (!k) {
+	k = key_find(config_keys, NKEYS, section, name);
+	if (!k)
 		perr(p, "unknown key '%s' in [%s]", name, section);
-		return 1;
-	}
-	if (set_value(p->cfg, k, value) < 0) {
-		snprintf(msg, sizeof(msg), "%s.%s: expected %s", section, name, type_hint(k->type));
-		if (k->type == K_UINT || k->type == K_SIZE)
-			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), " in %llu..%llu",
-				 (unsigned long long)k->min, (unsigned long long)k->max);
-		perr(p, "bad value '%s' for %s", value, msg);
-	}
+	else if (set_value(p->cfg, p->cfg, k, value) < 0)
+		report_bad_value(p, section, k, value);
 	return 1;
 }
 
@@ -317,15 +458,12 @@ static char *read_line(char *buf, int size, void *stream)
 
 static void apply_defaults(struct config *cfg)
 {
-	struct parse_ctx dummy = { .cfg = cfg };
-
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < NKEYS; i++)
-		if (config_keys[i].dflt && set_value(cfg, &config_keys[i], config_keys[i].dflt) < 0)
+		if (config_keys[i].dflt && set_value(cfg, cfg, &config_keys[i], config_keys[i].dflt) < 0)
 			abort(); /* a default outside its own bounds is a bug in the table */
 	if (gethostname(cfg->hostname, sizeof(cfg->hostname) - 1) < 0 || !cfg->hostname[0])
 		strcpy(cfg->hostname, "localhost");
-	(void)dummy;
 }
 
 static void check_whole(struct parse_ctx *p)
@@ -333,6 +471,7 @@ static void check_whole(struct parse_ctx *p)
 	struct config *cfg = p->cfg;
 
 	p->line = 0;
+	str_lower(cfg->hostname); /* also the domain of <postmaster> */
 	if (cfg->nlisten == 0)
 		perr(p, "[server] needs at least one 'listen'");
 	if (!!cfg->tls_cert[0] != !!cfg->tls_key[0])
@@ -340,8 +479,17 @@ static void check_whole(struct parse_ctx *p)
 	for (unsigned i = 0; i < cfg->nlisten; i++)
 		if (cfg->listen[i].proxy && cfg->nproxy_from == 0)
 			perr(p, "listen %s is marked proxy but proxy_from is empty", cfg->listen[i].host);
-	if (cfg->naccept_domains > 0 && !cfg->accept_route[0])
-		perr(p, "[accept] domains need a route = HOST:PORT");
+	for (unsigned i = 0; i < cfg->ndnsbl; i++) {
+		struct dnsbl_config *d = &cfg->dnsbl[i];
+		if (!d->zone[0])
+			perr(p, "[dnsbl %s] needs a zone", d->name);
+		if (d->weight == 0)
+			perr(p, "[dnsbl %s] weight 0 would never count; remove the section instead", d->name);
+		if (!d->display_name[0]) /* name is shorter than display_name */
+			memcpy(d->display_name, d->name, strlen(d->name) + 1);
+	}
+	if (cfg->dnsbl_cache_min_ttl > cfg->dnsbl_cache_max_ttl)
+		perr(p, "dnsbl_cache_min_ttl exceeds dnsbl_cache_max_ttl");
 }
 
 int config_load(const char *path, struct config *cfg, char *errbuf, size_t errsz)
@@ -393,9 +541,15 @@ const char *config_find(const char *explicit_path)
 	return NULL;
 }
 
+static void dump_table(FILE *out, const struct key_def *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s.%s\t%s\t%s\n", t[i].section, t[i].name, t[i].dflt ? t[i].dflt : "",
+			t[i].help);
+}
+
 void config_dump_keys(FILE *out)
 {
-	for (size_t i = 0; i < NKEYS; i++)
-		fprintf(out, "%s.%s\t%s\t%s\n", config_keys[i].section, config_keys[i].name,
-			config_keys[i].dflt ? config_keys[i].dflt : "", config_keys[i].help);
+	dump_table(out, config_keys, NKEYS);
+	dump_table(out, dnsbl_keys, NDNSBL_KEYS);
 }

@@ -13,7 +13,6 @@
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_PROXY_FROM 64
-#define CONFIG_MAX_ACCEPT_DOMAINS 256
 #define CONFIG_HOST_MAX 256
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_ERRORS_MAX 4096
@@ -22,6 +21,29 @@ struct listen_spec {
 	char host[CONFIG_HOST_MAX];
 	uint16_t port;
 	int proxy; /* expects a PROXY protocol header from a proxy_from address */
+};
+
+#define CONFIG_MAX_DNSBL 16
+#define CONFIG_MAX_DNSBL_CODES 16
+#define CONFIG_NAME_MAX 64
+
+/* An inclusive range of DNSBL answer addresses (IPv4, host byte order). */
+struct code_range {
+	uint32_t lo, hi;
+};
+
+/* One [dnsbl NAME] section: a DNS blocklist (or, with a negative weight, a DNS allow list). */
+struct dnsbl_config {
+	char name[CONFIG_NAME_MAX];         /* section name, used in logs and explain */
+	char display_name[CONFIG_HOST_MAX]; /* shown in replies: "Spamhaus ZEN" */
+	char zone[CONFIG_HOST_MAX];         /* queried zone; may contain a secret key (DQS) */
+	char display_zone[CONFIG_HOST_MAX]; /* shown instead of zone; "" = display_name only */
+	struct code_range codes[CONFIG_MAX_DNSBL_CODES]; /* answers that count as listed */
+	unsigned ncodes;
+	int weight;            /* added to the score when listed; negative: allow list */
+	int fetch_txt;         /* fetch the TXT record for the reply */
+	char url[CONFIG_HOST_MAX]; /* lookup URL template, "{ip}" replaced; "" = none */
+	int ipv6;              /* also query IPv6 clients (nibble format) */
 };
 
 struct config {
@@ -43,19 +65,26 @@ struct config {
 	unsigned data_timeout;    /* seconds, per block of DATA read */
 	char tls_cert[CONFIG_PATH_MAX];
 	char tls_key[CONFIG_PATH_MAX];
+	char tls_client_ca[CONFIG_PATH_MAX];
 
 	/* [log] */
 	int log_syslog;
 	int log_debug;
 
-	/* [accept]: interim list of accepted domains until the policy store replaces it. */
-	char accept_domains[CONFIG_MAX_ACCEPT_DOMAINS][CONFIG_HOST_MAX];
-	unsigned naccept_domains;
-	char accept_route[CONFIG_HOST_MAX];
+	/* [policy] */
+	char resolver[CONFIG_HOST_MAX]; /* "HOST:PORT" or "" for /etc/resolv.conf */
+	int dnsbl_threshold;
+	unsigned dnsbl_timeout_ms;
+	unsigned dnsbl_cache_min_ttl, dnsbl_cache_max_ttl; /* seconds */
+	unsigned dnsbl_health_interval;                    /* seconds, 0 = no probes */
+	unsigned reload_interval_ms;
+
+	struct dnsbl_config dnsbl[CONFIG_MAX_DNSBL];
+	unsigned ndnsbl;
 };
 
-/* The configuration `mxgate serve` runs on when no file is found: loopback, ./var, a demo
- * domain. Shown by `mxgate config --default`. */
+/* The configuration `mxgate serve` runs on when no file is found: loopback, ./var.
+ * Shown by `mxgate show-config`. */
 extern const char config_embedded_default[];
 
 /* Loads path (or the embedded default when path is NULL) into *cfg. On failure returns -1 and

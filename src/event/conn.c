@@ -6,6 +6,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -287,4 +288,45 @@ const char *conn_tls_summary(struct conn *c, char *buf, size_t bufsz)
 	SSL_get_cipher_bits(ssl, &bits);
 	snprintf(buf, bufsz, "%s:%s:%d", SSL_get_version(ssl), SSL_get_cipher_name(ssl), bits);
 	return buf;
+}
+
+static size_t san_names(X509 *cert, char (*names)[CONN_TLS_NAME_MAX], size_t max)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	size_t n = 0;
+
+	for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens) && n < max; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		if (g->type != GEN_DNS)
+			continue;
+		const unsigned char *data = ASN1_STRING_get0_data(g->d.dNSName);
+		int len = ASN1_STRING_length(g->d.dNSName);
+		/* an embedded NUL would let "good.example\0.evil" pass as good.example */
+		if (len <= 0 || len >= CONN_TLS_NAME_MAX || memchr(data, 0, (size_t)len))
+			continue;
+		memcpy(names[n], data, (size_t)len);
+		names[n++][len] = '\0';
+	}
+	GENERAL_NAMES_free(gens);
+	return n;
+}
+
+size_t conn_tls_peer_names(struct conn *c, char (*names)[CONN_TLS_NAME_MAX], size_t max)
+{
+	SSL *ssl;
+	X509 *cert;
+	size_t n;
+
+	if (!c->tls || max == 0 || !(ssl = bufferevent_openssl_get_ssl(c->bev)))
+		return 0;
+	if (SSL_get_verify_result(ssl) != X509_V_OK || !(cert = SSL_get1_peer_certificate(ssl)))
+		return 0;
+	n = san_names(cert, names, max);
+	if (n == 0) {
+		int len = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName,
+						    names[0], CONN_TLS_NAME_MAX);
+		n = len > 0 && (size_t)len == strlen(names[0]) ? 1 : 0;
+	}
+	X509_free(cert);
+	return n;
 }

@@ -67,4 +67,10 @@ int conn_is_tls(const struct conn *c);
 /* "TLSv1.3:TLS_AES_256_GCM_SHA384:256" or "" without TLS; valid while c lives. */
 const char *conn_tls_summary(struct conn *c, char *buf, size_t bufsz);
 
+/* Names of the client's certificate when its chain verified (subjectAltName DNS names, else
+ * the subject CN), at most max, each copied into names[i] (size CONN_TLS_NAME_MAX). Returns
+ * the count; 0 without TLS, without a certificate, or when the chain did not verify. */
+#define CONN_TLS_NAME_MAX 256
+size_t conn_tls_peer_names(struct conn *c, char (*names)[CONN_TLS_NAME_MAX], size_t max);
+
 #endif

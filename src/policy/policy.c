@@ -1,84 +1,233 @@
-/* policy: see policy.h. Interim rule set: accepted domains from the config. */
+/* policy: see policy.h. */
 #include "policy/policy.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config.h"
+#include "dns/dnsbl.h"
+#include "event/bgjob.h"
+#include "store/store.h"
+#include "util/log.h"
 #include "util/xmalloc.h"
 
 struct policy {
 	const struct config *cfg;
+	struct event_base *base;
+	struct store *store;          /* used only by the reload job on the background thread */
+	struct bgjob_queue *bg;
+	struct model_snapshot *current;
+	struct event *reload_timer;
+	struct dnsbl *dnsbl;
+	int reloading;
+	/* reload job in/out, touched by the thread only while reloading is set */
+	uint64_t job_generation;
+	struct model_snapshot *job_result;
+	char job_error[STORE_ERR_MAX];
 };
 
-struct policy *policy_new(const struct config *cfg)
+struct pending_rcpt {
+	policy_done_fn *done;
+	void *arg;
+	struct policy_client cl;
+	char ip_str[ADDR_STR_MAX];
+	char sender_domain[256], rcpt[300], rcpt_domain[256];
+};
+
+struct policy_session {
+	struct policy *p;
+	struct model_snapshot *snap;
+	struct dnsbl_query *q;
+	int waiting;
+	struct pending_rcpt pending;
+};
+
+/* ---- reload ------------------------------------------------------------------------- */
+
+static void reload_work(void *arg)
 {
-	struct policy *p = xcalloc(1, sizeof(*p));
-	p->cfg = cfg;
-	return p;
+	struct policy *p = arg;
+	uint64_t gen = store_generation(p->store);
+
+	p->job_result = NULL;
+	p->job_error[0] = '\0';
+	if (gen == 0 || gen == p->job_generation)
+		return;
+	p->job_result = store_load(p->store, p->job_error, sizeof(p->job_error));
 }
 
-void policy_free(struct policy **p)
+static void reload_done(void *arg)
 {
-	free(*p);
-	*p = NULL;
-}
+	struct policy *p = arg;
 
-static void verdict_accept(struct policy_verdict *v, const char *rule, const char *route)
-{
-	memset(v, 0, sizeof(*v));
-	v->action = POLICY_ACCEPT;
-	v->code = 250;
-	snprintf(v->enhanced, sizeof(v->enhanced), "2.1.5");
-	snprintf(v->rule, sizeof(v->rule), "%s", rule);
-	snprintf(v->reason, sizeof(v->reason), "%s", rule);
-	snprintf(v->tenant, sizeof(v->tenant), "%s", "default");
-	snprintf(v->route, sizeof(v->route), "%s", route);
-}
-
-void policy_check_connect(struct policy *p, const struct policy_client *cl, policy_done_fn *done,
-			  void *arg)
-{
-	struct policy_verdict v;
-
-	(void)p;
-	(void)cl;
-	verdict_accept(&v, "connect", "");
-	done(arg, &v);
-}
-
-static int domain_accepted(const struct config *cfg, const char *domain)
-{
-	for (unsigned i = 0; i < cfg->naccept_domains; i++)
-		if (strcmp(cfg->accept_domains[i], domain) == 0)
-			return 1;
-	return 0;
-}
-
-void policy_check_rcpt(struct policy *p, const struct policy_client *cl, const char *mail_from,
-		       const char *rcpt, const char *rcpt_domain, policy_done_fn *done, void *arg)
-{
-	struct policy_verdict v;
-	/* <postmaster> without a domain is the gateway's own postmaster: RFC 5321 4.5.1 requires
-	 * accepting it; it goes to the first accepted domain's route. */
-	const char *domain = rcpt_domain[0] ? rcpt_domain : NULL;
-
-	(void)mail_from;
-	(void)rcpt;
-	if ((domain && domain_accepted(p->cfg, domain)) || (!domain && p->cfg->naccept_domains)) {
-		verdict_accept(&v, "accepted-domain", p->cfg->accept_route);
-		done(arg, &v);
+	p->reloading = 0;
+	if (p->job_error[0]) {
+		log_warn("policy reload-failed error=\"%s\" (keeping generation %llu)", p->job_error,
+			 (unsigned long long)model_generation(p->current));
 		return;
 	}
+	if (!p->job_result)
+		return;
+	model_unref(&p->current);
+	p->current = p->job_result;
+	p->job_result = NULL;
+	p->job_generation = model_generation(p->current);
+	log_info("policy reloaded generation=%llu tenants=%zu",
+		 (unsigned long long)p->job_generation, model_ntenants(p->current));
+}
+
+static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct policy *p = arg;
+
+	(void)fd;
+	(void)what;
+	if (p->reloading)
+		return;
+	p->reloading = 1;
+	bgjob_submit(p->bg, reload_work, reload_done, p);
+}
+
+struct policy *policy_new(struct event_base *base, const struct config *cfg, char *errbuf,
+			  size_t errsz)
+{
+	struct policy *p = xcalloc(1, sizeof(*p));
+	struct timeval tv = { .tv_sec = cfg->reload_interval_ms / 1000,
+			      .tv_usec = (cfg->reload_interval_ms % 1000) * 1000 };
+
+	p->cfg = cfg;
+	p->base = base;
+	p->store = store_open(cfg->data_dir, STORE_READ_WRITE, errbuf, errsz);
+	if (!p->store)
+		goto fail;
+	p->current = store_load(p->store, errbuf, errsz);
+	if (!p->current)
+		goto fail;
+	p->job_generation = model_generation(p->current);
+	p->dnsbl = dnsbl_new(base, cfg, errbuf, errsz);
+	if (!p->dnsbl)
+		goto fail;
+	p->bg = bgjob_new(base);
+	p->reload_timer = event_new(base, -1, EV_PERSIST, on_reload_timer, p);
+	event_add(p->reload_timer, &tv);
+	return p;
+fail:
+	model_unref(&p->current);
+	store_close(&p->store);
+	free(p);
+	return NULL;
+}
+
+void policy_free(struct policy **pp)
+{
+	struct policy *p = *pp;
+
+	if (!p)
+		return;
+	event_free(p->reload_timer);
+	bgjob_free(&p->bg); /* runs reload_done of a reload in progress */
+	dnsbl_free(&p->dnsbl);
+	model_unref(&p->current);
+	store_close(&p->store);
+	free(p);
+	*pp = NULL;
+}
+
+/* ---- sessions ----------------------------------------------------------------------- */
+
+static void decide(struct policy_session *ps, const struct pending_rcpt *r)
+{
+	struct engine_client ec = {
+		.ip = r->cl.ip, .ip_str = r->cl.ip_str, .tls = r->cl.tls,
+		.tls_names = r->cl.tls_names, .ntls_names = r->cl.ntls_names,
+	};
+	struct engine_request rq = {
+		.snap = ps->snap, .client = &ec, .sender_domain = r->sender_domain, .rcpt = r->rcpt,
+		.rcpt_domain = r->rcpt_domain, .dnsbl_threshold = ps->p->cfg->dnsbl_threshold,
+	};
+	struct engine_verdict ev;
+	struct policy_verdict v;
+
+	if (ps->q) {
+		rq.dnsbl = dnsbl_query_answers(ps->q, &rq.ndnsbl);
+		rq.dnsbl_complete = dnsbl_query_complete(ps->q);
+	} else {
+		rq.dnsbl_complete = 1;
+	}
+	engine_decide(&rq, &ev, NULL);
 	memset(&v, 0, sizeof(v));
-	v.action = POLICY_REJECT;
-	v.code = 550;
-	snprintf(v.enhanced, sizeof(v.enhanced), "5.7.1");
-	snprintf(v.rule, sizeof(v.rule), "relay");
-	snprintf(v.text, sizeof(v.text),
-		 "Unable to relay: %s is not a domain this gateway accepts mail for, and client [%s] "
-		 "may not relay",
-		 domain ? domain : "(none)", cl->ip_str);
-	done(arg, &v);
+	v.action = ev.action == ENGINE_ACCEPT ? POLICY_ACCEPT
+		   : ev.action == ENGINE_REJECT ? POLICY_REJECT
+						: POLICY_TEMPFAIL;
+	v.code = ev.code;
+	memcpy(v.enhanced, ev.enhanced, sizeof(v.enhanced));
+	memcpy(v.text, ev.text, sizeof(v.text));
+	v.rule = ev.rule;
+	memcpy(v.list, ev.list, sizeof(v.list));
+	memcpy(v.entry, ev.entry, sizeof(v.entry));
+	snprintf(v.tenant, sizeof(v.tenant), "%s", ev.tenant ? ev.tenant->name : "");
+	memcpy(v.route, ev.route, sizeof(ev.route));
+	v.reason = ev.reason ? ev.reason : "";
+	memcpy(v.dnsbl, ev.dnsbl_summary, sizeof(v.dnsbl));
+	if (!rq.dnsbl_complete)
+		log_info("sid=%s policy dnsbl-timeout ip=%s dnsbl=%s (deciding without the missing "
+			 "answers)", r->cl.sid ? r->cl.sid : "-", r->cl.ip_str, v.dnsbl);
+	r->done(r->arg, &v);
+}
+
+static void on_dnsbl_done(void *arg, struct dnsbl_query *q)
+{
+	struct policy_session *ps = arg;
+
+	(void)q;
+	if (!ps->waiting)
+		return;
+	ps->waiting = 0;
+	decide(ps, &ps->pending);
+}
+
+struct policy_session *policy_session_new(struct policy *p, const struct policy_client *cl)
+{
+	struct policy_session *ps = xcalloc(1, sizeof(*ps));
+
+	ps->p = p;
+	ps->snap = model_ref(p->current);
+	if (p->cfg->ndnsbl)
+		ps->q = dnsbl_lookup(p->dnsbl, &cl->ip, on_dnsbl_done, ps);
+	return ps;
+}
+
+void policy_session_free(struct policy_session **psp)
+{
+	struct policy_session *ps = *psp;
+
+	if (!ps)
+		return;
+	dnsbl_query_free(&ps->q);
+	model_unref(&ps->snap);
+	free(ps);
+	*psp = NULL;
+}
+
+void policy_check_rcpt(struct policy_session *ps, const struct policy_client *cl,
+		       const char *mail_from_domain, const char *rcpt, const char *rcpt_domain,
+		       policy_done_fn *done, void *arg)
+{
+	struct pending_rcpt *r = &ps->pending;
+
+	r->done = done;
+	r->arg = arg;
+	r->cl = *cl;
+	snprintf(r->ip_str, sizeof(r->ip_str), "%s", cl->ip_str);
+	r->cl.ip_str = r->ip_str;
+	snprintf(r->sender_domain, sizeof(r->sender_domain), "%s", mail_from_domain);
+	snprintf(r->rcpt, sizeof(r->rcpt), "%s", rcpt);
+	snprintf(r->rcpt_domain, sizeof(r->rcpt_domain), "%s", rcpt_domain);
+	if (ps->q && !dnsbl_query_complete(ps->q)) {
+		ps->waiting = 1; /* on_dnsbl_done decides */
+		return;
+	}
+	decide(ps, r);
 }

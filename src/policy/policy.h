@@ -1,28 +1,34 @@
-/* policy: who may send mail to whom through mxgate. The SMTP session asks at connect, MAIL and
- * RCPT time and gets a verdict through a callback, because a real answer may need DNS.
+/* policy: the per-worker policy service the SMTP session talks to.
  *
- * This first version is the interim rule set of the foundation: recipients in the [accept]
- * domains of the config are accepted and routed to [accept] route; every other domain is
- * refused with 550 5.7.1 (never an open relay). The tenant engine replaces the body, not the
- * interface. */
+ * It holds the current snapshot of the policy store (reloaded in the background when the
+ * store's generation changes), the worker's DNSBL resolver, and runs the decision engine.
+ * A session opens a policy_session at connect: it keeps the snapshot of that moment for its
+ * whole life and starts the DNSBL lookups for the client at once, so they run while the client
+ * says EHLO and MAIL. Each RCPT then asks policy_check_rcpt, whose answer comes through a
+ * callback: at once when the DNSBL answers are in, else when they arrive or time out. */
 #ifndef MXG_POLICY_H
 #define MXG_POLICY_H
 
+#include <stddef.h>
+
+#include "policy/engine.h"
 #include "util/addr.h"
-#include "util/ids.h"
 
 struct config;
+struct event_base;
 struct policy;
+struct policy_session;
 
-#define POLICY_TEXT_MAX 400
-#define POLICY_NAME_MAX 64
-#define POLICY_ROUTE_MAX 256
+#define POLICY_TEXT_MAX ENGINE_TEXT_MAX
+#define POLICY_NAME_MAX 65
+#define POLICY_ROUTE_MAX (MODEL_ROUTE_MAX + 1)
 
 struct policy_client {
 	struct ip_addr ip;
 	const char *ip_str;
-	const char *helo;     /* may be NULL before HELO */
 	int tls;
+	const char *const *tls_names; /* verified certificate names */
+	size_t ntls_names;
 	const char *sid;
 };
 
@@ -30,25 +36,36 @@ enum policy_action { POLICY_ACCEPT, POLICY_REJECT, POLICY_TEMPFAIL };
 
 struct policy_verdict {
 	enum policy_action action;
-	int code;                        /* SMTP reply code for REJECT/TEMPFAIL */
-	char enhanced[16];               /* RFC 3463 code */
-	char text[POLICY_TEXT_MAX];      /* reply text, without the reference */
-	char rule[POLICY_NAME_MAX];      /* which rule decided: "relay", "accepted-domain", ... */
-	char tenant[POLICY_NAME_MAX];    /* for ACCEPT of a served recipient */
-	char route[POLICY_ROUTE_MAX];    /* HOST:PORT for ACCEPT */
-	char reason[POLICY_NAME_MAX];    /* verdict reason for the trace header: "accepted-domain" */
+	int code;
+	char enhanced[16];
+	char text[POLICY_TEXT_MAX];
+	const char *rule;
+	char list[ENGINE_FIELD_MAX];
+	char entry[ENGINE_FIELD_MAX];
+	char tenant[POLICY_NAME_MAX]; /* "" when refused without a tenant */
+	char route[POLICY_ROUTE_MAX];
+	const char *reason;           /* verdict header tag */
+	char dnsbl[ENGINE_FIELD_MAX]; /* DNSBL summary for the header and log */
 };
 
 /* Called exactly once per check, possibly before the check function returns. */
 typedef void policy_done_fn(void *arg, const struct policy_verdict *v);
 
-struct policy *policy_new(const struct config *cfg);
+/* Loads the first snapshot from cfg->data_dir's store (blocking: call before the loop runs)
+ * and starts the reload timer and the DNSBL resolver on base. NULL with errbuf on failure. */
+struct policy *policy_new(struct event_base *base, const struct config *cfg, char *errbuf,
+			  size_t errsz);
+/* Stops reloads (waits for one in progress) and frees; sessions must be gone. */
 void policy_free(struct policy **p);
 
-void policy_check_connect(struct policy *p, const struct policy_client *cl, policy_done_fn *done,
-			  void *arg);
-/* rcpt_domain is lower-case, "" for <postmaster>, "[...]" for an address literal. */
-void policy_check_rcpt(struct policy *p, const struct policy_client *cl, const char *mail_from,
-		       const char *rcpt, const char *rcpt_domain, policy_done_fn *done, void *arg);
+struct policy_session *policy_session_new(struct policy *p, const struct policy_client *cl);
+/* Frees the session state; a pending check's callback is never called afterwards. */
+void policy_session_free(struct policy_session **ps);
+
+/* One pending check per session at a time (the SMTP session is busy meanwhile). mail_from_domain
+ * is "" for the null sender; rcpt_domain is lower case. */
+void policy_check_rcpt(struct policy_session *ps, const struct policy_client *cl,
+		       const char *mail_from_domain, const char *rcpt, const char *rcpt_domain,
+		       policy_done_fn *done, void *arg);
 
 #endif

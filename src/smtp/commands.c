@@ -192,11 +192,18 @@ static void rcpt_verdict(void *arg, const struct policy_verdict *v)
 		snprintf(r->addr, sizeof(r->addr), "%s", s->pending_rcpt.addr);
 		snprintf(r->tenant, sizeof(r->tenant), "%s", v->tenant);
 		snprintf(r->route, sizeof(r->route), "%s", v->route);
-		snprintf(r->reason, sizeof(r->reason), "%s", v->reason);
 		snprintf(r->params, sizeof(r->params), "%s", s->pending_params);
+		r->rule = v->rule;
+		r->reason = v->reason;
+		memcpy(r->list, v->list, sizeof(r->list));
+		memcpy(r->entry, v->entry, sizeof(r->entry));
+		memcpy(r->dnsbl, v->dnsbl, sizeof(r->dnsbl));
+		log_info("sid=%s smtp rcpt-accept ip=%s rcpt=<%s> tenant=%s rule=%s reason=%s dnsbl=%s",
+			 s->sid, s->ip_str, s->pending_rcpt.addr, v->tenant, v->rule, v->reason,
+			 v->dnsbl);
 		session_reply(s, 250, "2.1.5", "Ok");
 	} else {
-		session_reply_reject(s, v->code, v->enhanced, v->rule, v->text);
+		session_reply_reject(s, v->code, v->enhanced, v->rule, v->list, v->entry, v->text);
 	}
 	session_resume(s);
 	session_release(s);
@@ -245,7 +252,7 @@ static void cmd_rcpt(struct session *s, char *args)
 		return;
 	}
 	if (local_part_routes(&s->pending_rcpt)) {
-		session_reply_reject(s, 550, "5.7.1", "relay",
+		session_reply_reject(s, 550, "5.7.1", "relay", "address syntax", NULL,
 				     "Unable to relay: routing characters (% ! @) in the local part "
 				     "are not accepted");
 		return;
@@ -254,13 +261,15 @@ static void cmd_rcpt(struct session *s, char *args)
 		session_reply(s, 250, "2.1.5", "Ok (duplicate recipient)");
 		return;
 	}
-	struct policy_client cl = {
-		.ip = s->ip, .ip_str = s->ip_str, .helo = s->helo, .tls = s->tls, .sid = s->sid,
-	};
+	struct policy_client cl;
+	session_policy_client(s, &cl);
 	s->busy = 1;
 	session_hold(s);
-	policy_check_rcpt(s->srv->policy, &cl, s->from.addr, s->pending_rcpt.addr,
-			  s->pending_rcpt.domain, rcpt_verdict, s);
+	/* <postmaster> without a domain (RFC 5321 4.5.1) is the postmaster of the gateway's own
+	 * host name: accepted when a tenant serves that domain, refused like any relay otherwise */
+	policy_check_rcpt(s->ps, &cl, s->from.domain, s->pending_rcpt.addr,
+			  s->pending_rcpt.domain[0] ? s->pending_rcpt.domain : cfg->hostname,
+			  rcpt_verdict, s);
 }
 
 static void cmd_data(struct session *s, char *args)

@@ -56,3 +56,9 @@ size_t reply_format_lines(char *buf, size_t bufsz, int code, const char *enh,
 			       strlen(lines[i]));
 	return off;
 }
+
+void reply_reject_text(char *out, size_t outsz, const char *text, const char *client_ip,
+		       const char *hostname, const char *ref)
+{
+	snprintf(out, outsz, "%s (client [%s], %s, ref %s)", text, client_ip, hostname, ref);
+}

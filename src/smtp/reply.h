@@ -19,4 +19,9 @@ size_t reply_format(char *buf, size_t bufsz, int code, const char *enh, const ch
 size_t reply_format_lines(char *buf, size_t bufsz, int code, const char *enh,
 			  const char *const *lines, size_t n);
 
+/* The text of a rejection a rule decided: "TEXT (client [IP], HOST, ref REF)". The same
+ * function serves the session and `mxgate explain`, so explain shows the exact reply. */
+void reply_reject_text(char *out, size_t outsz, const char *text, const char *client_ip,
+		       const char *hostname, const char *ref);
+
 #endif

@@ -92,10 +92,14 @@ static void worker_setup(struct worker *w, unsigned index, const struct server_s
 	srv->queue = queue_open(cfg->data_dir, srv->bg);
 	if (!srv->queue)
 		fatal("cannot open the queue under %s: %m", cfg->data_dir);
-	srv->policy = policy_new(cfg);
+	srv->policy = policy_new(srv->base, cfg, err, sizeof(err));
+	if (!srv->policy)
+		fatal("policy: %s", err);
 	if (cfg->tls_cert[0] && access(cfg->tls_cert, R_OK) == 0) {
 		srv->tls = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
-		if (!srv->tls)
+		if (!srv->tls ||
+		    (cfg->tls_client_ca[0] && tls_ctx_add_client_ca(srv->tls, cfg->tls_client_ca, err,
+								    sizeof(err)) < 0))
 			fatal("%s", err);
 	}
 	srv->max_sessions = (cfg->max_sessions + setup->nworkers - 1) / setup->nworkers;

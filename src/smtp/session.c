@@ -29,12 +29,14 @@
 #define PROXY_HEADER_TIMEOUT 10
 
 static void session_run(struct session *s);
+static void session_client_known(struct session *s);
 
 static void session_destroy(struct session *s)
 {
 	struct server *srv = s->srv;
 
 	queue_msg_abort(&s->msg);
+	policy_session_free(&s->ps);
 	conn_free_after_flush(&s->conn);
 	free(s->rcpts);
 	free(s);
@@ -83,15 +85,19 @@ void session_reply(struct session *s, int code, const char *enh, const char *fmt
 }
 
 void session_reply_reject(struct session *s, int code, const char *enh, const char *rule,
-			  const char *text)
+			  const char *list, const char *entry, const char *text)
 {
-	char ref[SHORT_ID_LEN + 1];
+	char ref[SHORT_ID_LEN + 1], elist[ENGINE_FIELD_MAX * 4], eentry[ENGINE_FIELD_MAX * 4];
 
 	id_short(ref);
-	log_info("sid=%s smtp reject ref=%s ip=%s code=%d enh=%s rule=%s text=\"%s\"", s->sid, ref,
-		 s->ip_str, code, enh, rule, text);
-	session_reply(s, code, enh, "%s (client [%s], %s, ref %s)", text, s->ip_str,
-		      s->srv->cfg->hostname, ref);
+	log_info("sid=%s smtp reject ref=%s ip=%s code=%d enh=%s rule=%s list=\"%s\" entry=\"%s\" "
+		 "text=\"%s\"", s->sid, ref, s->ip_str, code, enh, rule,
+		 log_escape(elist, sizeof(elist), list ? list : "", list ? strlen(list) : 0),
+		 log_escape(eentry, sizeof(eentry), entry ? entry : "", entry ? strlen(entry) : 0),
+		 text);
+	char full[SMTP_REPLY_LINE_MAX * 2];
+	reply_reject_text(full, sizeof(full), text, s->ip_str, s->srv->cfg->hostname, ref);
+	session_reply(s, code, enh, "%s", full);
 }
 
 int session_count_error(struct session *s)
@@ -149,9 +155,7 @@ static int proxy_step(struct session *s)
 	}
 	log_info("sid=%s smtp proxy ip=%s port=%u via=%s version=%d%s", s->sid, s->ip_str, s->port,
 		 peer, pr.version, pr.local ? " local=yes" : "");
-	s->state = SESS_COMMAND;
-	conn_set_timeout(s->conn, s->srv->cfg->command_timeout);
-	commands_greet(s);
+	session_client_known(s);
 	return 1;
 }
 
@@ -206,9 +210,11 @@ static void data_committed(void *arg, int status)
 	struct session *s = arg;
 
 	if (status == 0) {
+		char from[SMTP_PATH_MAX * 4 + 1];
 		s->messages++;
 		log_info("sid=%s smtp queued qid=%s ip=%s from=<%s> nrcpt=%u size=%llu", s->sid, s->qid,
-			 s->ip_str, s->from.addr, s->nrcpt, (unsigned long long)s->ds.size);
+			 s->ip_str, log_escape(from, sizeof(from), s->from.addr, strlen(s->from.addr)),
+			 s->nrcpt, (unsigned long long)s->ds.size);
 		session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->qid);
 	} else {
 		log_warn("sid=%s smtp queue-error qid=%s error=\"%s\"", s->sid, s->qid, strerror(status));
@@ -230,7 +236,7 @@ static void data_finish(struct session *s)
 	conn_set_timeout(s->conn, s->srv->cfg->command_timeout);
 	if (s->ds.flags) {
 		const char *why = data_error(s->ds.flags, &code, &enh);
-		session_reply_reject(s, code, enh, "data", why);
+		session_reply_reject(s, code, enh, "data", NULL, NULL, why);
 		session_reset_transaction(s);
 		return;
 	}
@@ -306,6 +312,35 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *arg)
 	session_maybe_free(s);
 }
 
+/* One X-Mxgate-Verdict header per tenant among the recipients: the verdict, the rule and why
+ * (docs/policy-precedence.md). Values are policy-made (names, CIDRs, list names), no client
+ * bytes except the address, which the parser limited to the address grammar. */
+static void write_verdicts(struct session *s)
+{
+	char hdr[1024];
+
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		const struct session_rcpt *r = &s->rcpts[i];
+		unsigned k;
+		for (k = 0; k < i && strcmp(s->rcpts[k].tenant, r->tenant) != 0; k++)
+			;
+		if (k < i)
+			continue; /* one header per tenant */
+		int n = snprintf(hdr, sizeof(hdr),
+				 "X-Mxgate-Verdict: tenant=%s; action=accept; reason=%s; rule=%s;\r\n"
+				 "\tclient=[%s]; dnsbl=%s",
+				 r->tenant, r->reason, r->rule, s->ip_str, r->dnsbl);
+		if (r->list[0] && n > 0 && (size_t)n < sizeof(hdr))
+			n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "; list=\"%s\"", r->list);
+		if (r->entry[0] && n > 0 && (size_t)n < sizeof(hdr))
+			n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "; entry=\"%s\"", r->entry);
+		if (n > 0 && (size_t)n < sizeof(hdr))
+			n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "; gateway=%s\r\n",
+				      s->srv->cfg->hostname);
+		queue_msg_write(s->msg, hdr, strlen(hdr));
+	}
+}
+
 /* RFC 5321 4.4 trace header: who connected (PROXY address), what it said in HELO, the TLS
  * state, our queue id; "for" only with a single recipient, so Bcc lists do not leak. */
 static void write_received(struct session *s, const char *tls)
@@ -330,6 +365,7 @@ static void write_received(struct session *s, const char *tls)
 	else
 		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "\t; %s\r\n", date);
 	queue_msg_write(s->msg, hdr, strlen(hdr));
+	write_verdicts(s);
 }
 
 int session_begin_data(struct session *s)
@@ -364,6 +400,40 @@ int session_begin_data(struct session *s)
 	s->state = SESS_DATA;
 	conn_set_timeout(s->conn, s->srv->cfg->data_timeout);
 	return 0;
+}
+
+void session_policy_client(struct session *s, struct policy_client *cl)
+{
+	if (s->tls && !s->tls_names_known) {
+		/* the handshake is over once a command arrives over TLS */
+		s->ntls_names = conn_tls_peer_names(s->conn, s->tls_names, ENGINE_TLS_NAMES_MAX);
+		for (size_t i = 0; i < s->ntls_names; i++)
+			s->tls_name_ptrs[i] = s->tls_names[i];
+		s->tls_names_known = 1;
+		if (s->ntls_names)
+			log_info("sid=%s smtp tls-client-cert ip=%s name=%s verified=yes", s->sid,
+				 s->ip_str, s->tls_names[0]);
+	}
+	memset(cl, 0, sizeof(*cl));
+	cl->ip = s->ip;
+	cl->ip_str = s->ip_str;
+	cl->tls = s->tls;
+	cl->tls_names = s->tls_name_ptrs;
+	cl->ntls_names = s->ntls_names;
+	cl->sid = s->sid;
+}
+
+/* The client address is final (after the PROXY header, if any): start the policy session,
+ * whose DNSBL lookups then run while the client says EHLO and MAIL, and greet. */
+static void session_client_known(struct session *s)
+{
+	struct policy_client cl;
+
+	session_policy_client(s, &cl);
+	s->ps = policy_session_new(s->srv->policy, &cl);
+	s->state = SESS_COMMAND;
+	conn_set_timeout(s->conn, s->srv->cfg->command_timeout);
+	commands_greet(s);
 }
 
 static int proxy_peer_trusted(const struct server *srv, const struct ip_addr *ip)
@@ -411,7 +481,5 @@ void session_start(struct server *srv, int fd, const struct sockaddr *peer, int 
 		conn_set_timeout(s->conn, PROXY_HEADER_TIMEOUT);
 		return;
 	}
-	s->state = SESS_COMMAND;
-	conn_set_timeout(s->conn, srv->cfg->command_timeout);
-	commands_greet(s);
+	session_client_known(s);
 }

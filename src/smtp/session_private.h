@@ -5,13 +5,13 @@
 
 #include <stdint.h>
 
+#include "event/conn.h"
 #include "policy/policy.h"
 #include "smtp/datastream.h"
 #include "smtp/parse.h"
 #include "util/addr.h"
 #include "util/ids.h"
 
-struct conn;
 struct server;
 struct queue_msg;
 
@@ -30,13 +30,18 @@ struct session_rcpt {
 	char addr[SMTP_PATH_MAX + 1];
 	char tenant[POLICY_NAME_MAX];
 	char route[POLICY_ROUTE_MAX];
-	char reason[POLICY_NAME_MAX];
 	char params[SMTP_RCPT_PARAMS_MAX];
+	/* why it was accepted, for the verdict header */
+	const char *rule, *reason;
+	char list[ENGINE_FIELD_MAX];
+	char entry[ENGINE_FIELD_MAX];
+	char dnsbl[ENGINE_FIELD_MAX];
 };
 
 struct session {
 	struct server *srv;
 	struct conn *conn;
+	struct policy_session *ps; /* snapshot + DNSBL lookups, from connect (after PROXY) on */
 	char sid[SHORT_ID_LEN + 1];
 	struct ip_addr ip;
 	char ip_str[ADDR_STR_MAX];
@@ -47,6 +52,10 @@ struct session {
 	char helo[SMTP_HELO_MAX + 1];
 	int esmtp;
 	int tls;
+	int tls_names_known; /* tls_names read from the certificate after the handshake */
+	size_t ntls_names;
+	char tls_names[ENGINE_TLS_NAMES_MAX][CONN_TLS_NAME_MAX];
+	const char *tls_name_ptrs[ENGINE_TLS_NAMES_MAX];
 	unsigned errors;
 	unsigned messages;
 
@@ -80,7 +89,7 @@ void session_reply(struct session *s, int code, const char *enh, const char *fmt
 /* A rejection decided by a rule: adds the client IP, host name and a reference to the text and
  * logs "smtp reject" with the same reference. */
 void session_reply_reject(struct session *s, int code, const char *enh, const char *rule,
-			  const char *text);
+			  const char *list, const char *entry, const char *text);
 /* Counts a protocol error; after max_errors replies 421 4.7.0 and closes. Returns 1 if closed. */
 int session_count_error(struct session *s);
 void session_close(struct session *s, const char *reason);
@@ -92,6 +101,9 @@ void session_resume(struct session *s);
 int session_begin_data(struct session *s);
 void session_hold(struct session *s);
 void session_release(struct session *s);
+
+/* Fills the policy view of the client (address, TLS). */
+void session_policy_client(struct session *s, struct policy_client *cl);
 
 /* commands.c: runs one command line. */
 void commands_dispatch(struct session *s, char *line, size_t len);

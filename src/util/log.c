@@ -88,7 +88,7 @@ char *log_escape(char *dst, size_t dstsz, const char *src, size_t len)
 
 	for (size_t i = 0; i < len && o + 5 < dstsz; i++) {
 		unsigned char c = (unsigned char)src[i];
-		if (c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=') {
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=') {
 			dst[o++] = (char)c;
 			continue;
 		}

@@ -25,8 +25,8 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* Copies at most len bytes of src into dst (size dstsz, always NUL-terminated), replacing
- * control bytes, '"', '\\', spaces and non-ASCII with \xNN so a client cannot forge log lines
- * or fields. Returns dst. */
+ * control bytes, '"', '\\', '=' and non-ASCII with \xNN so a client cannot forge log lines
+ * or fields; spaces stay, so callers quote values that may hold them. Returns dst. */
 char *log_escape(char *dst, size_t dstsz, const char *src, size_t len);
 
 #endif

@@ -1,0 +1,362 @@
+/* engine: see engine.h and docs/policy-precedence.md. Each rule is a small function that
+ * either decides (fills the verdict, returns 1) or has no opinion (returns 0); engine_decide
+ * runs them in the documented order. */
+#include "policy/engine.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* What the engine learned about the client's connectors, for the recipient's tenant. */
+struct conn_facts {
+	const struct engine_request *rq;
+	const struct model_tenant *tenant;
+	struct trace *tr;
+	const struct model_connector *onprem;      /* of the tenant, by IP or TLS name */
+	const struct model_connector *partner_tls; /* of the tenant, by IP, require_tls */
+	const struct model_connector *relay;       /* any tenant's onprem connector allowing relay */
+	int relay_candidates;
+	char relay_refusal[ENGINE_TEXT_MAX];
+};
+
+static void set_reject(struct engine_verdict *v, int code, const char *enh, const char *rule)
+{
+	v->action = ENGINE_REJECT;
+	v->code = code;
+	snprintf(v->enhanced, sizeof(v->enhanced), "%s", enh);
+	v->rule = rule;
+}
+
+static void set_accept(struct engine_verdict *v, const char *rule, const char *reason)
+{
+	v->action = ENGINE_ACCEPT;
+	v->code = 250;
+	snprintf(v->enhanced, sizeof(v->enhanced), "2.1.5");
+	snprintf(v->text, sizeof(v->text), "Ok");
+	v->rule = rule;
+	v->reason = reason;
+}
+
+static int domain_in_tenant(const struct model_tenant *t, const char *domain)
+{
+	for (size_t i = 0; i < t->ndomains; i++)
+		if (strcmp(t->domains[i], domain) == 0)
+			return 1;
+	return 0;
+}
+
+/* A TLS name vouches for a tenant when it is one of its domains or a host inside one. */
+static int name_in_tenant(const struct model_tenant *t, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	for (size_t i = 0; i < t->ndomains; i++) {
+		size_t dlen = strlen(t->domains[i]);
+		if (strcasecmp(name, t->domains[i]) == 0 ||
+		    (nlen > dlen && name[nlen - dlen - 1] == '.' &&
+		     strcasecmp(name + nlen - dlen, t->domains[i]) == 0))
+			return 1;
+	}
+	return 0;
+}
+
+static const char *type_name(enum connector_type t)
+{
+	return t == CONNECTOR_ONPREM ? "onprem" : "partner";
+}
+
+/* ---- DNSBL score -------------------------------------------------------------------- */
+
+static void dnsbl_score(const struct engine_request *rq, struct engine_verdict *v,
+			struct trace *tr)
+{
+	size_t off = 0;
+	char code[ADDR_STR_MAX];
+
+	v->score = 0;
+	for (size_t i = 0; i < rq->ndnsbl; i++) {
+		const struct dnsbl_answer *a = &rq->dnsbl[i];
+		snprintf(code, sizeof(code), "%u.%u.%u.%u", a->code >> 24, (a->code >> 16) & 255,
+			 (a->code >> 8) & 255, a->code & 255);
+		if (a->state == DNSBL_LISTED)
+			v->score += a->list->weight;
+		TRACE(tr, "dnsbl", "%s: %s%s%s%s%s%s (weight %d, %u ms%s)", a->list->display_name,
+		      dnsbl_state_name(a->state), a->code ? " " : "", a->code ? code : "",
+		      a->txt[0] ? " \"" : "", a->txt, a->txt[0] ? "\"" : "", a->list->weight,
+		      a->elapsed_ms, a->cached ? ", cached" : "");
+		if (a->detail[0])
+			TRACE(tr, "dnsbl", "%s: %s", a->list->display_name, a->detail);
+		if (a->state == DNSBL_NOT_LISTED || a->state == DNSBL_SKIPPED)
+			continue;
+		int n = snprintf(v->dnsbl_summary + off, sizeof(v->dnsbl_summary) - off, "%s%s:%s",
+				 off ? "," : "", a->state == DNSBL_LISTED ? "listed"
+						 : a->state == DNSBL_TIMEOUT ? "timeout"
+						 : a->state == DNSBL_PENDING ? "timeout"
+									      : "error",
+				 a->list->name);
+		if (n > 0 && (size_t)n < sizeof(v->dnsbl_summary) - off)
+			off += (size_t)n;
+	}
+	if (off == 0)
+		snprintf(v->dnsbl_summary, sizeof(v->dnsbl_summary), "%s",
+			 rq->ndnsbl ? "clean" : "none");
+	TRACE(tr, "dnsbl", "score %d, threshold %d%s", v->score, rq->dnsbl_threshold,
+	      rq->dnsbl_complete ? "" : " (some answers missing: deciding without them)");
+}
+
+/* ---- connectors --------------------------------------------------------------------- */
+
+static void consider_relay(struct conn_facts *f, const struct model_connector *c, const char *how)
+{
+	const struct engine_request *rq = f->rq;
+	const struct model_tenant *t = c->tenant;
+
+	if (c->type != CONNECTOR_ONPREM || f->relay)
+		return;
+	f->relay_candidates++;
+	if (rq->sender_domain[0] && domain_in_tenant(t, rq->sender_domain)) {
+		f->relay = c;
+		TRACE(f->tr, "relay", "onprem connector %s of tenant %s (%s): sender domain %s is "
+		      "the tenant's: relay allowed", c->name, t->name, how, rq->sender_domain);
+		return;
+	}
+	for (size_t i = 0; i < rq->client->ntls_names; i++) {
+		if (strcmp(how, "TLS name") == 0 && name_in_tenant(t, rq->client->tls_names[i])) {
+			f->relay = c;
+			TRACE(f->tr, "relay", "onprem connector %s of tenant %s: verified TLS name %s "
+			      "is in the tenant's domains: relay allowed", c->name, t->name,
+			      rq->client->tls_names[i]);
+			return;
+		}
+	}
+	snprintf(f->relay_refusal, sizeof(f->relay_refusal),
+		 "client [%s] is on-premises connector %s of tenant %s, but the sender domain %s "
+		 "is not one of that tenant's domains", rq->client->ip_str, c->name, t->name,
+		 rq->sender_domain[0] ? rq->sender_domain : "(null sender)");
+	TRACE(f->tr, "relay", "onprem connector %s of tenant %s (%s): sender domain %s is not the "
+	      "tenant's: no relay", c->name, t->name, how,
+	      rq->sender_domain[0] ? rq->sender_domain : "(null sender)");
+}
+
+static void on_connector_ip(const struct model_connector *c, const struct cidr *range, void *arg)
+{
+	struct conn_facts *f = arg;
+	char r[ADDR_STR_MAX + 8];
+
+	TRACE(f->tr, "connector", "%s connector %s of tenant %s matches by IP range %s%s%s",
+	      type_name(c->type), c->name, c->tenant->name, cidr_format(range, r, sizeof(r)),
+	      c->require_tls ? " (requires TLS)" : "",
+	      f->tenant && c->tenant != f->tenant ? " (another tenant: not considered)" : "");
+	if (!f->tenant) {
+		consider_relay(f, c, "IP");
+		return;
+	}
+	if (c->tenant != f->tenant)
+		return;
+	if (c->type == CONNECTOR_ONPREM && !f->onprem)
+		f->onprem = c;
+	if (c->type == CONNECTOR_PARTNER && c->require_tls && !f->partner_tls)
+		f->partner_tls = c;
+}
+
+static void on_connector_tls(const struct model_connector *c, void *arg)
+{
+	struct conn_facts *f = arg;
+
+	TRACE(f->tr, "connector", "%s connector %s of tenant %s matches by verified TLS name %s",
+	      type_name(c->type), c->name, c->tenant->name, c->tls_name);
+	if (!f->tenant) {
+		consider_relay(f, c, "TLS name");
+		return;
+	}
+	if (c->tenant == f->tenant && c->type == CONNECTOR_ONPREM && !f->onprem)
+		f->onprem = c;
+}
+
+static void gather_connectors(struct conn_facts *f)
+{
+	const struct engine_request *rq = f->rq;
+
+	model_connectors_matching_ip(rq->snap, &rq->client->ip, on_connector_ip, f);
+	for (size_t i = 0; i < rq->client->ntls_names; i++)
+		model_connectors_matching_tls(rq->snap, rq->client->tls_names[i], on_connector_tls, f);
+}
+
+/* ---- the rules, in order ------------------------------------------------------------ */
+
+/* 1. A domain no tenant serves: relay for a tenant's own servers only. */
+static int rule_relay(const struct engine_request *rq, struct engine_verdict *v,
+		      struct trace *tr)
+{
+	struct conn_facts f = { .rq = rq, .tr = tr };
+
+	TRACE(tr, "tenant", "recipient domain %s is not served by any tenant: relay rules apply",
+	      rq->rcpt_domain);
+	gather_connectors(&f);
+	if (f.relay) {
+		v->tenant = f.relay->tenant;
+		snprintf(v->route, sizeof(v->route), "mx");
+		snprintf(v->list, sizeof(v->list), "onprem connector %s", f.relay->name);
+		set_accept(v, "onprem-relay", "onprem-relay");
+		return 1;
+	}
+	set_reject(v, 550, "5.7.1", "relay");
+	if (f.relay_candidates)
+		snprintf(v->text, sizeof(v->text), "Unable to relay to %s: %s", rq->rcpt_domain,
+			 f.relay_refusal);
+	else
+		snprintf(v->text, sizeof(v->text),
+			 "Unable to relay: %s is not a domain this gateway serves, and client [%s] "
+			 "is not an on-premises connector of any tenant", rq->rcpt_domain,
+			 rq->client->ip_str);
+	snprintf(v->list, sizeof(v->list), "relay");
+	v->reason = "relay-denied";
+	return 1;
+}
+
+struct ip_trace {
+	struct trace *tr;
+	const struct model_ip_entry *winner;
+};
+
+static void trace_ip_entry(const struct model_ip_entry *e, void *arg)
+{
+	struct ip_trace *it = arg;
+	char net[ADDR_STR_MAX + 8];
+
+	TRACE(it->tr, "ip-list", "%s list entry %s%s%s%s matches%s",
+	      e->list == IP_LIST_ALLOW ? "Allow" : "Block", cidr_format(&e->net, net, sizeof(net)),
+	      e->comment[0] ? " \"" : "", e->comment, e->comment[0] ? "\"" : "",
+	      e == it->winner ? " <- most specific (wins)" : "");
+}
+
+static void describe_entry(const struct model_ip_entry *e, char *out, size_t outsz)
+{
+	char net[ADDR_STR_MAX + 8];
+
+	cidr_format(&e->net, net, sizeof(net));
+	if (e->comment[0])
+		snprintf(out, outsz, "%s (%s)", net, e->comment);
+	else
+		snprintf(out, outsz, "%s", net);
+}
+
+/* 2. The tenant's Allow and Block lists: the most specific entry wins, Block on a tie. */
+static const struct model_ip_entry *rule_ip_lists(const struct engine_request *rq,
+						  const struct model_tenant *t,
+						  struct engine_verdict *v, struct trace *tr)
+{
+	const struct model_ip_entry *e = model_ip_lookup(rq->snap, t, &rq->client->ip);
+	struct ip_trace it = { tr, e };
+
+	if (tr)
+		model_ip_each_match(rq->snap, t, &rq->client->ip, trace_ip_entry, &it);
+	if (!e) {
+		TRACE(tr, "ip-list", "no Allow or Block entry of tenant %s contains %s", t->name,
+		      rq->client->ip_str);
+		return NULL;
+	}
+	if (e->list != IP_LIST_BLOCK)
+		return e;
+	describe_entry(e, v->entry, sizeof(v->entry));
+	snprintf(v->list, sizeof(v->list), "IP Block list of tenant %s", t->name);
+	set_reject(v, 550, "5.7.1", "ip-block");
+	v->reason = "ip-block";
+	snprintf(v->text, sizeof(v->text),
+		 "Service unavailable; client [%s] blocked by %s using its IP Block list (entry %s)",
+		 rq->client->ip_str, rq->rcpt_domain, v->entry);
+	return e;
+}
+
+static void dnsbl_reject_text(const struct engine_request *rq, struct engine_verdict *v)
+{
+	size_t off = (size_t)snprintf(v->text, sizeof(v->text),
+				      "Service unavailable; client [%s] blocked using ",
+				      rq->client->ip_str);
+	int first = 1;
+
+	for (size_t i = 0; i < rq->ndnsbl && off < sizeof(v->text); i++) {
+		const struct dnsbl_answer *a = &rq->dnsbl[i];
+		const struct dnsbl_config *l = a->list;
+		if (a->state != DNSBL_LISTED || l->weight <= 0)
+			continue;
+		off += (size_t)snprintf(v->text + off, sizeof(v->text) - off, "%s%s", first ? "" : ", ",
+					l->display_name);
+		if (first)
+			snprintf(v->list, sizeof(v->list), "%s", l->display_name);
+		first = 0;
+		if (a->txt[0] && off < sizeof(v->text))
+			off += (size_t)snprintf(v->text + off, sizeof(v->text) - off, " (%s)", a->txt);
+		if (l->url[0] && off < sizeof(v->text)) {
+			const char *mark = strstr(l->url, "{ip}");
+			if (mark)
+				off += (size_t)snprintf(v->text + off, sizeof(v->text) - off, "; see %.*s%s%s",
+							(int)(mark - l->url), l->url, rq->client->ip_str,
+							mark + 4);
+			else
+				off += (size_t)snprintf(v->text + off, sizeof(v->text) - off, "; see %s",
+							l->url);
+		}
+	}
+}
+
+void engine_decide(const struct engine_request *rq, struct engine_verdict *v, struct trace *tr)
+{
+	const struct model_tenant *t;
+	const struct model_ip_entry *e;
+	struct conn_facts f = { .rq = rq, .tr = tr };
+
+	memset(v, 0, sizeof(*v));
+	TRACE(tr, "client", "client [%s], %s%s%s", rq->client->ip_str,
+	      rq->client->tls ? "TLS" : "no TLS", rq->client->ntls_names ? ", verified name " : "",
+	      rq->client->ntls_names ? rq->client->tls_names[0] : "");
+	dnsbl_score(rq, v, tr);
+	t = rq->rcpt_domain[0] ? model_tenant_for_domain(rq->snap, rq->rcpt_domain) : NULL;
+	if (!t) {
+		rule_relay(rq, v, tr);
+		goto done;
+	}
+	TRACE(tr, "tenant", "recipient %s: domain %s belongs to tenant %s (route %s)", rq->rcpt,
+	      rq->rcpt_domain, t->name, t->route);
+	v->tenant = t;
+	snprintf(v->route, sizeof(v->route), "%s", t->route);
+	f.tenant = t;
+	e = rule_ip_lists(rq, t, v, tr);
+	if (v->action == ENGINE_REJECT)
+		goto done;
+	gather_connectors(&f);
+	if (f.partner_tls && !rq->client->tls) {
+		set_reject(v, 530, "5.7.0", "partner-tls");
+		v->reason = "partner-tls";
+		snprintf(v->list, sizeof(v->list), "partner connector %s", f.partner_tls->name);
+		snprintf(v->text, sizeof(v->text),
+			 "Must issue a STARTTLS command first: partner connector %s of tenant %s "
+			 "requires TLS", f.partner_tls->name, t->name);
+		goto done;
+	}
+	if (e) {
+		describe_entry(e, v->entry, sizeof(v->entry));
+		snprintf(v->list, sizeof(v->list), "IP Allow list of tenant %s", t->name);
+		set_accept(v, "ip-allow", "allow-list");
+		goto done;
+	}
+	if (f.onprem) {
+		snprintf(v->list, sizeof(v->list), "onprem connector %s", f.onprem->name);
+		set_accept(v, "onprem-connector", "onprem-connector");
+		goto done;
+	}
+	if (rq->ndnsbl && v->score >= rq->dnsbl_threshold) {
+		set_reject(v, 550, "5.7.1", "dnsbl");
+		v->reason = "dnsbl-listed";
+		dnsbl_reject_text(rq, v);
+		goto done;
+	}
+	set_accept(v, "default", rq->ndnsbl == 0 ? "no-dnsbl"
+				 : !rq->dnsbl_complete ? "dnsbl-timeout"
+							: "dnsbl-clean");
+done:
+	TRACE(tr, "decision", "%s by rule %s%s%s%s%s%s: %d %s %s",
+	      v->action == ENGINE_ACCEPT ? "accept" : "reject", v->rule, v->list[0] ? " (" : "",
+	      v->list, v->entry[0] ? ", entry " : "", v->entry, v->list[0] ? ")" : "", v->code,
+	      v->enhanced, v->text);
+}

@@ -1,0 +1,111 @@
+/* model: an immutable snapshot of the policy store (tenants, accepted domains, connectors,
+ * IP Allow and Block lists), built once and then only read, by any number of sessions.
+ *
+ * A worker swaps in a new snapshot when the store changes; a session keeps the snapshot it
+ * started with (reference counted), so a change never alters a decision half-way through a
+ * transaction. Building goes through the builder so the store never sees the index layout.
+ *
+ * Reference counts are not atomic: a snapshot is built on one thread and then handed over
+ * whole to one event loop, which alone refs and unrefs it. */
+#ifndef MXG_MODEL_H
+#define MXG_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/addr.h"
+
+#define MODEL_NAME_MAX 64      /* tenant and connector names */
+#define MODEL_ROUTE_MAX 262    /* HOST:PORT */
+#define MODEL_DOMAIN_MAX 253
+#define MODEL_TLS_NAME_MAX 253
+#define MODEL_COMMENT_MAX 200
+
+enum connector_type { CONNECTOR_ONPREM, CONNECTOR_PARTNER };
+enum ip_list { IP_LIST_ALLOW = 1, IP_LIST_BLOCK = 2 };
+
+struct model_tenant {
+	uint32_t id;
+	char name[MODEL_NAME_MAX + 1];
+	char route[MODEL_ROUTE_MAX + 1];
+	char **domains; /* A-label, lower case */
+	size_t ndomains;
+	struct model_connector **connectors;
+	size_t nconnectors;
+	size_t nallow, nblock;
+};
+
+struct model_connector {
+	uint32_t id;
+	const struct model_tenant *tenant;
+	char name[MODEL_NAME_MAX + 1];
+	enum connector_type type;
+	char tls_name[MODEL_TLS_NAME_MAX + 1]; /* "" = none */
+	int require_tls;
+	struct cidr *ranges;
+	size_t nranges;
+};
+
+struct model_ip_entry {
+	struct cidr net;
+	enum ip_list list;
+	const struct model_tenant *tenant;
+	const char *comment; /* "" when none */
+};
+
+struct model_snapshot;
+struct model_builder;
+
+/* --- building (the store, tests, benchmarks) ------------------------------------------ */
+struct model_builder *model_builder_new(void);
+/* Each add returns 0, or -1 for a reference to an unknown id or a duplicate (builder keeps
+ * going; the store's constraints normally make that impossible). */
+int model_add_tenant(struct model_builder *b, uint32_t id, const char *name, const char *route);
+int model_add_domain(struct model_builder *b, uint32_t tenant_id, const char *domain);
+int model_add_connector(struct model_builder *b, uint32_t id, uint32_t tenant_id, const char *name,
+			enum connector_type type, const char *tls_name, int require_tls);
+int model_add_connector_range(struct model_builder *b, uint32_t connector_id,
+			      const struct cidr *range);
+int model_add_ip_entry(struct model_builder *b, uint32_t tenant_id, enum ip_list list,
+		       const struct cidr *net, const char *comment);
+/* Indexes everything and returns the snapshot (reference count 1); frees the builder. */
+struct model_snapshot *model_builder_finish(struct model_builder **b, uint64_t generation);
+void model_builder_free(struct model_builder **b);
+
+/* --- sharing -------------------------------------------------------------------------- */
+struct model_snapshot *model_ref(struct model_snapshot *s);
+void model_unref(struct model_snapshot **s);
+uint64_t model_generation(const struct model_snapshot *s);
+
+/* --- reading ------------------------------------------------------------------------- */
+size_t model_ntenants(const struct model_snapshot *s);
+const struct model_tenant *model_tenant_at(const struct model_snapshot *s, size_t i);
+const struct model_tenant *model_tenant_by_name(const struct model_snapshot *s, const char *name);
+/* The tenant that accepts mail for domain (lower case, exact match), or NULL. */
+const struct model_tenant *model_tenant_for_domain(const struct model_snapshot *s,
+						   const char *domain);
+
+/* The tenant's Allow/Block entry with the longest prefix containing ip; on an exact tie of
+ * prefix the Block entry is returned. NULL when none contains ip. */
+const struct model_ip_entry *model_ip_lookup(const struct model_snapshot *s,
+					     const struct model_tenant *t, const struct ip_addr *ip);
+/* Calls fn for every Allow/Block entry of t that contains ip, longest prefix first. */
+void model_ip_each_match(const struct model_snapshot *s, const struct model_tenant *t,
+			 const struct ip_addr *ip,
+			 void (*fn)(const struct model_ip_entry *e, void *arg), void *arg);
+/* Calls fn for every entry of t (for lint and list views). */
+void model_ip_each(const struct model_snapshot *s, const struct model_tenant *t,
+		   void (*fn)(const struct model_ip_entry *e, void *arg), void *arg);
+
+/* Calls fn for every connector (of any tenant) with a range containing ip, and the most
+ * specific matching range, most specific first. */
+void model_connectors_matching_ip(const struct model_snapshot *s, const struct ip_addr *ip,
+				  void (*fn)(const struct model_connector *c,
+					     const struct cidr *range, void *arg),
+				  void *arg);
+/* Calls fn for every connector whose tls_name equals name (case-insensitive). */
+void model_connectors_matching_tls(const struct model_snapshot *s, const char *name,
+				   void (*fn)(const struct model_connector *c, void *arg),
+				   void *arg);
+
+#endif
