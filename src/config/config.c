@@ -422,16 +422,49 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 
 	if (!strncmp(section, DNSBL_SECTION, strlen(DNSBL_SECTION)))
 		return on_dnsbl_entry(p, section, name, value);
-	if (!section_known(section)) {
-		perr(p, "key '%s' in unknown section [%s]", name, section);
-		return 1;
-	}
+	if (section[0] == '\0')
+		perr(p, "key '%s' outside any section", name);
+	if (!section_known(section))
+		return 1; /* a named one was reported once, at its section line */
 	k = key_find(config_keys, NKEYS, section, name);
 	if (!k)
 		perr(p, "unknown key '%s' in [%s]", name, section);
 	else if (set_value(p->cfg, p->cfg, k, value) < 0)
 		report_bad_value(p, section, k, value);
 	return 1;
+}
+
+/* A physical line longer than inih's buffer reaches us in pieces; the rest of it is consumed
+ * here so that it can never be parsed as a line of its own. A long comment is fine; any other
+ * long line is an error. */
+static void skip_long_line(struct parse_ctx *p, char *buf, int size)
+{
+	int c;
+	char *t = buf;
+
+	while (*t == ' ' || *t == '\t')
+		t++;
+	if (*t != '#' && *t != ';')
+		perr(p, "line longer than %d octets", size - 2);
+	while ((c = fgetc(p->fp)) != EOF && c != '\n')
+		;
+	strcpy(buf, "\n");
+}
+
+/* Sections are checked here because Debian's inih does not report a section without keys. */
+static void check_section_line(struct parse_ctx *p, const char *buf)
+{
+	const char *t = buf, *close;
+	char name[CONFIG_HOST_MAX];
+
+	while (*t == ' ' || *t == '\t')
+		t++;
+	if (*t != '[' || !(close = strchr(t, ']')) || (size_t)(close - t - 1) >= sizeof(name))
+		return;
+	memcpy(name, t + 1, (size_t)(close - t - 1));
+	name[close - t - 1] = '\0';
+	if (!section_known(name) && strncmp(name, DNSBL_SECTION, strlen(DNSBL_SECTION)) != 0)
+		perr(p, "unknown section [%s]", name);
 }
 
 static char *read_line(char *buf, int size, void *stream)
@@ -441,6 +474,11 @@ static char *read_line(char *buf, int size, void *stream)
 	if (p->fp) {
 		if (!fgets(buf, size, p->fp))
 			return NULL;
+		p->line++;
+		if (!strchr(buf, '\n') && !feof(p->fp))
+			skip_long_line(p, buf, size);
+		check_section_line(p, buf);
+		return buf;
 	} else {
 		if (*p->str == '\0')
 			return NULL;
@@ -453,6 +491,7 @@ static char *read_line(char *buf, int size, void *stream)
 		p->str += len;
 	}
 	p->line++;
+	check_section_line(p, buf);
 	return buf;
 }
 

@@ -67,6 +67,17 @@ static const char *type_name(enum connector_type t)
 
 /* ---- DNSBL score -------------------------------------------------------------------- */
 
+/* Some answers are missing: still pending, or the query ended at its deadline without them. */
+static int dnsbl_missing(const struct engine_request *rq)
+{
+	if (!rq->dnsbl_complete)
+		return 1;
+	for (size_t i = 0; i < rq->ndnsbl; i++)
+		if (rq->dnsbl[i].state == DNSBL_TIMEOUT || rq->dnsbl[i].state == DNSBL_PENDING)
+			return 1;
+	return 0;
+}
+
 static void dnsbl_score(const struct engine_request *rq, struct engine_verdict *v,
 			struct trace *tr)
 {
@@ -101,7 +112,7 @@ static void dnsbl_score(const struct engine_request *rq, struct engine_verdict *
 		snprintf(v->dnsbl_summary, sizeof(v->dnsbl_summary), "%s",
 			 rq->ndnsbl ? "clean" : "none");
 	TRACE(tr, "dnsbl", "score %d, threshold %d%s", v->score, rq->dnsbl_threshold,
-	      rq->dnsbl_complete ? "" : " (some answers missing: deciding without them)");
+	      dnsbl_missing(rq) ? " (some answers missing: deciding without them)" : "");
 }
 
 /* ---- connectors --------------------------------------------------------------------- */
@@ -121,7 +132,7 @@ static void consider_relay(struct conn_facts *f, const struct model_connector *c
 		return;
 	}
 	for (size_t i = 0; i < rq->client->ntls_names; i++) {
-		if (strcmp(how, "TLS name") == 0 && name_in_tenant(t, rq->client->tls_names[i])) {
+		if (name_in_tenant(t, rq->client->tls_names[i])) {
 			f->relay = c;
 			TRACE(f->tr, "relay", "onprem connector %s of tenant %s: verified TLS name %s "
 			      "is in the tenant's domains: relay allowed", c->name, t->name,
@@ -321,10 +332,10 @@ void engine_decide(const struct engine_request *rq, struct engine_verdict *v, st
 	v->tenant = t;
 	snprintf(v->route, sizeof(v->route), "%s", t->route);
 	f.tenant = t;
+	gather_connectors(&f); /* before rule 2, so the trace shows them even on a Block */
 	e = rule_ip_lists(rq, t, v, tr);
 	if (v->action == ENGINE_REJECT)
 		goto done;
-	gather_connectors(&f);
 	if (f.partner_tls && !rq->client->tls) {
 		set_reject(v, 530, "5.7.0", "partner-tls");
 		v->reason = "partner-tls";
@@ -352,8 +363,8 @@ void engine_decide(const struct engine_request *rq, struct engine_verdict *v, st
 		goto done;
 	}
 	set_accept(v, "default", rq->ndnsbl == 0 ? "no-dnsbl"
-				 : !rq->dnsbl_complete ? "dnsbl-timeout"
-							: "dnsbl-clean");
+				 : dnsbl_missing(rq) ? "dnsbl-timeout"
+						     : "dnsbl-clean");
 done:
 	TRACE(tr, "decision", "%s by rule %s%s%s%s%s%s: %d %s %s",
 	      v->action == ENGINE_ACCEPT ? "accept" : "reject", v->rule, v->list[0] ? " (" : "",

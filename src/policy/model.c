@@ -357,7 +357,8 @@ static void index_connectors(struct model_snapshot *s, struct model_builder *b)
 	s->nconnectors = b->connectors.n;
 	s->connectors = b->connectors.v;
 	b->connectors.v = NULL;
-	qsort(s->connectors, s->nconnectors, sizeof(*s->connectors), connector_id_cmp);
+	if (s->nconnectors) /* qsort(NULL, 0) is undefined */
+		qsort(s->connectors, s->nconnectors, sizeof(*s->connectors), connector_id_cmp);
 	for (size_t i = 0; i < s->nconnectors; i++) {
 		struct model_connector *c = &s->connectors[i];
 		struct model_tenant *t = tenant_by_id(s, (uint32_t)(uintptr_t)c->tenant);
@@ -376,6 +377,7 @@ static void index_connectors(struct model_snapshot *s, struct model_builder *b)
 		if (!c || !c->tenant)
 			continue;
 		s->ranges[np] = b->ranges.v[i].range;
+		ip_mask(&s->ranges[np].net, s->ranges[np].prefix);
 		s->range_owner[np] = (uint32_t)(c - s->connectors);
 		pairs[np].key = (struct pkey){ s->ranges[np].net, SCOPE_CONNECTORS, s->ranges[np].prefix };
 		pairs[np].value = (uint32_t)np;

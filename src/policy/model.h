@@ -58,8 +58,14 @@ struct model_builder;
 
 /* --- building (the store, tests, benchmarks) ------------------------------------------ */
 struct model_builder *model_builder_new(void);
-/* Each add returns 0, or -1 for a reference to an unknown id or a duplicate (builder keeps
- * going; the store's constraints normally make that impossible). */
+/* Each add returns 0, or -1 for a name or text over its limit. References are resolved in
+ * model_builder_finish: a row naming an unknown tenant or connector id is dropped there; the
+ * store's constraints make both that and a domain of two tenants impossible (the first added
+ * would win). Networks are masked to their prefix.
+ *
+ * IPv4 is kept as IPv4-mapped IPv6, so an IPv6 prefix shorter than /96 that covers
+ * ::ffff:0:0/96 (such as ::/0) also covers every IPv4 address; the store accepts IPv4 entries
+ * as IPv4 and IPv6 entries as written. */
 int model_add_tenant(struct model_builder *b, uint32_t id, const char *name, const char *route);
 int model_add_domain(struct model_builder *b, uint32_t tenant_id, const char *domain);
 int model_add_connector(struct model_builder *b, uint32_t id, uint32_t tenant_id, const char *name,

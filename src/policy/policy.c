@@ -171,7 +171,7 @@ static void decide(struct policy_session *ps, const struct pending_rcpt *r)
 	memcpy(v.route, ev.route, sizeof(ev.route));
 	v.reason = ev.reason ? ev.reason : "";
 	memcpy(v.dnsbl, ev.dnsbl_summary, sizeof(v.dnsbl));
-	if (!rq.dnsbl_complete)
+	if (strstr(v.dnsbl, "timeout:"))
 		log_info("sid=%s policy dnsbl-timeout ip=%s dnsbl=%s (deciding without the missing "
 			 "answers)", r->cl.sid ? r->cl.sid : "-", r->cl.ip_str, v.dnsbl);
 	r->done(r->arg, &v);

@@ -106,7 +106,8 @@ static int parse_end(char *buf, size_t len, uint64_t *body_len_r, size_t *end_of
 	if (len < 6 || buf[len - 1] != '\n')
 		return -1;
 	buf[len - 1] = '\0';
-	last = strrchr(buf, '\n');
+	/* memrchr, not strrchr: the body may hold NUL bytes */
+	last = memrchr(buf, '\n', len - 1);
 	if (!last || strncmp(last + 1, "end ", 4) != 0)
 		return -1;
 	*body_len_r = strtoull(last + 5, &endp, 10);
@@ -148,7 +149,8 @@ int qfile_parse(char *buf, size_t len, struct qfile_view *v, const char **why)
 		else if (!strcmp(line, "from")) v->from = val;
 		else if (!strcmp(line, "rcpt")) v->nrcpt++;
 		else if (!strcmp(line, "arrival") || !strcmp(line, "session") ||
-			 !strcmp(line, "mail-params") || !strncmp(line, "rcpt-", 5))
+			 !strcmp(line, "mail-params") || !strcmp(line, "rcpt-tenant") ||
+			 !strcmp(line, "rcpt-route") || !strcmp(line, "rcpt-params"))
 			continue;
 		else {
 			*why = "unknown record";

@@ -13,8 +13,8 @@
 
 /* Returns the envelope records up to and including "body\n" (malloc'd, *len_r bytes). */
 char *qfile_envelope(const struct queue_envelope *env, size_t *len_r);
-/* Writes the END record that must close every file ("\nend LEN\n" preceded by the body);
- * returns its length. */
+/* Writes the END record that must close every file, "end LEN\n", appended right after the
+ * body (which always ends in CRLF: the Received header at least); returns its length. */
 size_t qfile_end_record(char *buf, size_t bufsz, uint64_t body_len);
 
 /* A parsed file; strings point into the caller's buffer, which parse modifies. */

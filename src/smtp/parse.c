@@ -44,7 +44,8 @@ const char *parse_verb_name(enum smtp_verb v)
 /* RFC 5322 atext; octets >= 0x80 are let through here and flagged as UTF-8 by the caller. */
 static int is_atext(unsigned char c)
 {
-	return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL || c >= 0x80;
+	/* c != 0: strchr() would find the terminator of its own set */
+	return isalnum(c) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL) || c >= 0x80;
 }
 
 static int is_letdig(unsigned char c)
@@ -143,8 +144,8 @@ static int skip_route(const char **sp, int *had_route)
 		if (!parse_domain_valid(p + 1, n, 1))
 			return 0;
 		p += 1 + n;
-		if (*p == ',')
-			p++;
+		if (*p == ',' && ++p >= colon)
+			return 0; /* "@a," with nothing after the comma */
 	}
 	*had_route = 1;
 	*sp = colon + 1;

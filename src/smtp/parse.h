@@ -57,7 +57,9 @@ enum parse_err parse_mail_rcpt(char *args, const char *prefix, int allow_null, i
 			       struct mailpath *path, struct esmtp_param *params, size_t *nparams,
 			       const char **why);
 
-/* Validates a HELO/EHLO argument: a domain or address literal, nothing after it. */
+/* Checks a HELO/EHLO argument: one word of printable ASCII, at most 255 octets. Deliberately
+ * lenient (as Postfix and Exim are by default): many real senders announce bare host names,
+ * addresses without brackets or worse, and the name decides nothing here; it is recorded. */
 int parse_helo_valid(const char *arg);
 
 /* Returns 1 for an RFC 5321 Domain (LDH labels; UTF-8 labels when utf8_ok). */

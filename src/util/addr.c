@@ -144,6 +144,8 @@ int hostport_split(const char *s, char *host, size_t hostsz, uint16_t *port_r)
 	}
 	if (hlen == 0 || hlen >= hostsz || colon[1] == '\0')
 		return -1;
+	if (colon[1] < '0' || colon[1] > '9') /* strtoul would take a sign or spaces */
+		return -1;
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
 	if (errno || *end != '\0' || port == 0 || port > 65535)
