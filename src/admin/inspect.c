@@ -36,7 +36,7 @@ struct inspect_ctx {
 static int ctx_open(struct inspect_ctx *x, const struct config *cfg)
 {
 	char err[STORE_ERR_MAX];
-	struct store *st = store_open(cfg->data_dir, STORE_READ_ONLY, err, sizeof(err));
+	struct store *st = store_open(cfg->data_dir, STORE_READ_WRITE, err, sizeof(err));
 
 	memset(x, 0, sizeof(*x));
 	x->cfg = cfg;

@@ -1,0 +1,403 @@
+/* change: the store's changes (see store.h). Each validates its input first, outside any
+ * transaction, then runs its checks against existing rows and its writes in one
+ * store_change() transaction, so a refusal found half-way leaves nothing behind and the
+ * generation moves exactly once per change that happened. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "store/store_private.h"
+#include "util/xmalloc.h"
+
+static int64_t now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* Runs a query that returns at most one text column; 1 when a row came (text copied into
+ * out), 0 when none, STORE_FAILED. */
+static int query_text(struct store *st, sqlite3_stmt *s, char *out, size_t outsz,
+		      const char *what, char *err, size_t esz)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+		snprintf(out, outsz, "%s", t ? (const char *)t : "");
+		rc = 1;
+	} else if (rc == SQLITE_DONE) {
+		rc = 0;
+	} else {
+		rc = store_fail(st, what, err, esz);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* Runs a DELETE and reports how many rows went, or STORE_FAILED. */
+static int delete_rows(struct store *st, sqlite3_stmt *s, const char *what, char *err,
+		       size_t esz)
+{
+	if (store_run(st, s, what, err, esz) != STORE_OK)
+		return STORE_FAILED;
+	return sqlite3_changes(st->db);
+}
+
+/* ---- tenants -------------------------------------------------------------------------- */
+
+struct tenant_args {
+	const char *name;
+	char route[MODEL_ROUTE_MAX + 1];
+};
+
+static int tenant_add_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	const struct tenant_args *a = arg;
+	char existing[MODEL_NAME_MAX + 1];
+	sqlite3_stmt *s;
+	int64_t id;
+	int rc = store_tenant_find(st, a->name, &id, existing, err, esz);
+
+	if (rc == 1)
+		return store_refuse(err, esz, "tenant %s already exists", existing);
+	if (rc != 0)
+		return rc;
+	if (store_stmt(st, &s, "INSERT INTO tenants (name, route, created) VALUES (?, ?, ?)", err,
+		       esz, "tti", a->name, a->route, now()) != STORE_OK)
+		return STORE_FAILED;
+	return store_run(st, s, "adding the tenant", err, esz);
+}
+
+int store_tenant_add(struct store *st, const char *name, const char *route, char *err, size_t esz)
+{
+	struct tenant_args a = { .name = name };
+	int rc;
+
+	if ((rc = store_check_name("tenant name", name, err, esz)) != STORE_OK ||
+	    (rc = store_norm_route(route, a.route, err, esz)) != STORE_OK)
+		return rc;
+	return store_change(st, tenant_add_tx, &a, err, esz);
+}
+
+static int tenant_remove_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	char stored[MODEL_NAME_MAX + 1];
+	sqlite3_stmt *s;
+	int64_t id;
+	int rc = store_tenant_need(st, arg, &id, stored, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	/* Domains, connectors (and their ranges) and IP list entries go by ON DELETE CASCADE. */
+	if (store_stmt(st, &s, "DELETE FROM tenants WHERE id = ?", err, esz, "i", id) != STORE_OK)
+		return STORE_FAILED;
+	return store_run(st, s, "removing the tenant", err, esz);
+}
+
+int store_tenant_remove(struct store *st, const char *name, char *err, size_t esz)
+{
+	return store_change(st, tenant_remove_tx, (void *)name, err, esz);
+}
+
+/* ---- domains -------------------------------------------------------------------------- */
+
+struct domain_args {
+	const char *tenant;
+	char domain[MODEL_DOMAIN_MAX + 1];
+};
+
+static int domain_add_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	const struct domain_args *a = arg;
+	char tenant[MODEL_NAME_MAX + 1], owner[MODEL_NAME_MAX + 1];
+	sqlite3_stmt *s;
+	int64_t id;
+	int rc = store_tenant_need(st, a->tenant, &id, tenant, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	if (store_stmt(st, &s, "SELECT t.name FROM domains d JOIN tenants t ON t.id = d.tenant_id "
+			       "WHERE d.domain = ?", err, esz, "t", a->domain) != STORE_OK)
+		return STORE_FAILED;
+	rc = query_text(st, s, owner, sizeof(owner), "looking up the domain", err, esz);
+	if (rc == 1 && strcasecmp(owner, tenant) == 0)
+		return store_refuse(err, esz, "tenant %s already has domain %s", tenant, a->domain);
+	if (rc == 1)
+		return store_refuse(err, esz, "domain %s already belongs to tenant %s; a domain "
+					      "belongs to at most one tenant, remove it there first",
+				    a->domain, owner);
+	if (rc != 0)
+		return rc;
+	if (store_stmt(st, &s, "INSERT INTO domains (domain, tenant_id, created) VALUES (?, ?, ?)",
+		       err, esz, "tii", a->domain, id, now()) != STORE_OK)
+		return STORE_FAILED;
+	return store_run(st, s, "adding the domain", err, esz);
+}
+
+int store_domain_add(struct store *st, const char *tenant, const char *domain, char *err, size_t esz)
+{
+	struct domain_args a = { .tenant = tenant };
+	int rc = store_domain_normalize(domain, a.domain, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	return store_change(st, domain_add_tx, &a, err, esz);
+}
+
+static int domain_remove_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	const struct domain_args *a = arg;
+	sqlite3_stmt *s;
+	int n;
+
+	if (store_stmt(st, &s, "DELETE FROM domains WHERE domain = ?", err, esz, "t", a->domain) !=
+	    STORE_OK)
+		return STORE_FAILED;
+	n = delete_rows(st, s, "removing the domain", err, esz);
+	if (n == 0)
+		return store_refuse(err, esz, "no tenant has domain %s", a->domain);
+	return n < 0 ? n : STORE_OK;
+}
+
+int store_domain_remove(struct store *st, const char *domain, char *err, size_t esz)
+{
+	struct domain_args a = { .tenant = NULL };
+	int rc = store_domain_normalize(domain, a.domain, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	return store_change(st, domain_remove_tx, &a, err, esz);
+}
+
+/* ---- connectors ----------------------------------------------------------------------- */
+
+struct connector_args {
+	const char *tenant;
+	const char *name;
+	enum connector_type type;
+	char tls_name[MODEL_TLS_NAME_MAX + 1];
+	int require_tls;
+	struct cidr *ranges;
+	char (*texts)[STORE_CIDR_MAX];
+	size_t nranges;
+};
+
+static int connector_ranges_tx(struct store *st, const struct connector_args *a, int64_t id,
+			       char *err, size_t esz)
+{
+	sqlite3_stmt *s;
+
+	for (size_t i = 0; i < a->nranges; i++) {
+		if (store_stmt(st, &s, "INSERT INTO connector_ranges (connector_id, cidr, net, "
+				       "prefix) VALUES (?, ?, ?, ?)", err, esz, "itbi", id,
+			       a->texts[i], &a->ranges[i].net, (int64_t)a->ranges[i].prefix) !=
+			    STORE_OK ||
+		    store_run(st, s, "adding a connector range", err, esz) != STORE_OK)
+			return STORE_FAILED;
+	}
+	return STORE_OK;
+}
+
+static int connector_add_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	const struct connector_args *a = arg;
+	char tenant[MODEL_NAME_MAX + 1], existing[MODEL_NAME_MAX + 1];
+	sqlite3_stmt *s;
+	int64_t tid;
+	int rc = store_tenant_need(st, a->tenant, &tid, tenant, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	if (store_stmt(st, &s, "SELECT name FROM connectors WHERE tenant_id = ? AND name = ?", err,
+		       esz, "it", tid, a->name) != STORE_OK)
+		return STORE_FAILED;
+	rc = query_text(st, s, existing, sizeof(existing), "looking up the connector", err, esz);
+	if (rc == 1)
+		return store_refuse(err, esz, "tenant %s already has a connector named %s", tenant,
+				    existing);
+	if (rc != 0)
+		return rc;
+	if (store_stmt(st, &s, "INSERT INTO connectors (tenant_id, name, type, tls_name, "
+			       "require_tls, created) VALUES (?, ?, ?, ?, ?, ?)", err, esz, "itttii",
+		       tid, a->name, a->type == CONNECTOR_PARTNER ? "partner" : "onprem",
+		       a->tls_name, (int64_t)a->require_tls, now()) != STORE_OK ||
+	    store_run(st, s, "adding the connector", err, esz) != STORE_OK)
+		return STORE_FAILED;
+	return connector_ranges_tx(st, a, sqlite3_last_insert_rowid(st->db), err, esz);
+}
+
+/* Checks what makes a connector meaningful, before any database access. */
+static int connector_check(struct connector_args *a, const char *tls_name, char *err,
+			   size_t esz)
+{
+	int rc;
+
+	if ((rc = store_check_name("connector name", a->name, err, esz)) != STORE_OK)
+		return rc;
+	if (a->type != CONNECTOR_ONPREM && a->type != CONNECTOR_PARTNER)
+		return store_refuse(err, esz, "the connector type must be onprem or partner");
+	if (a->require_tls && a->type != CONNECTOR_PARTNER)
+		return store_refuse(err, esz, "require-tls applies only to partner connectors; "
+					      "an onprem connector's servers are the tenant's own");
+	if (a->nranges == 0 && (!tls_name || !*tls_name))
+		return store_refuse(err, esz, "connector %s needs at least one IP range or a TLS "
+					      "name, otherwise no client can match it", a->name);
+	if (tls_name && *tls_name)
+		return store_norm_tls_name(tls_name, a->tls_name, err, esz);
+	return STORE_OK;
+}
+
+/* Parses the ranges into a; refuses a bad one and one given twice (after canonicalizing). */
+static int connector_parse_ranges(struct connector_args *a, const char *const *cidrs, char *err,
+				  size_t esz)
+{
+	for (size_t i = 0; i < a->nranges; i++) {
+		int rc = store_norm_cidr(cidrs[i], &a->ranges[i], a->texts[i], err, esz);
+		if (rc != STORE_OK)
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(a->texts[i], a->texts[j]) == 0)
+				return store_refuse(err, esz, "range %s is given twice", a->texts[i]);
+	}
+	return STORE_OK;
+}
+
+int store_connector_add(struct store *st, const char *tenant, const char *name,
+			enum connector_type type, const char *const *cidrs, size_t ncidrs,
+			const char *tls_name, int require_tls, char *err, size_t esz)
+{
+	struct connector_args a = { .tenant = tenant, .name = name, .type = type,
+				    .require_tls = require_tls ? 1 : 0, .nranges = ncidrs };
+	int rc;
+
+	a.ranges = xcalloc(ncidrs ? ncidrs : 1, sizeof(*a.ranges));
+	a.texts = xcalloc(ncidrs ? ncidrs : 1, sizeof(*a.texts));
+	rc = connector_check(&a, tls_name, err, esz);
+	if (rc == STORE_OK)
+		rc = connector_parse_ranges(&a, cidrs, err, esz);
+	if (rc == STORE_OK)
+		rc = store_change(st, connector_add_tx, &a, err, esz);
+	free(a.ranges);
+	free(a.texts);
+	return rc;
+}
+
+static int connector_remove_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	const struct connector_args *a = arg;
+	char tenant[MODEL_NAME_MAX + 1], q[STORE_QUOTE_MAX + 4];
+	sqlite3_stmt *s;
+	int64_t tid;
+	int rc = store_tenant_need(st, a->tenant, &tid, tenant, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	if (store_stmt(st, &s, "DELETE FROM connectors WHERE tenant_id = ? AND name = ?", err, esz,
+		       "it", tid, a->name) != STORE_OK)
+		return STORE_FAILED;
+	rc = delete_rows(st, s, "removing the connector", err, esz);
+	if (rc == 0)
+		return store_refuse(err, esz, "tenant %s has no connector named %s", tenant,
+				    store_quote(a->name, q, sizeof(q)));
+	return rc < 0 ? rc : STORE_OK;
+}
+
+int store_connector_remove(struct store *st, const char *tenant, const char *name, char *err,
+			   size_t esz)
+{
+	struct connector_args a = { .tenant = tenant, .name = name };
+
+	return store_change(st, connector_remove_tx, &a, err, esz);
+}
+
+/* ---- IP Allow and Block lists --------------------------------------------------------- */
+
+struct ip_args {
+	const char *tenant;
+	enum ip_list list;
+	struct cidr net;
+	char text[STORE_CIDR_MAX];
+	const char *comment;
+};
+
+static int ip_add_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	const struct ip_args *a = arg;
+	const char *list = store_list_name(a->list);
+	char tenant[MODEL_NAME_MAX + 1], found[8];
+	sqlite3_stmt *s;
+	int64_t tid;
+	int rc = store_tenant_need(st, a->tenant, &tid, tenant, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	if (store_stmt(st, &s, "SELECT list FROM ip_entries WHERE tenant_id = ? AND list = ? AND "
+			       "cidr = ?", err, esz, "itt", tid, list, a->text) != STORE_OK)
+		return STORE_FAILED;
+	rc = query_text(st, s, found, sizeof(found), "looking up the entry", err, esz);
+	if (rc == 1)
+		return store_refuse(err, esz, "%s is already on the %s list of tenant %s", a->text,
+				    list, tenant);
+	if (rc != 0)
+		return rc;
+	if (store_stmt(st, &s, "INSERT INTO ip_entries (tenant_id, list, cidr, net, prefix, "
+			       "comment, created) VALUES (?, ?, ?, ?, ?, ?, ?)", err, esz, "ittbiti",
+		       tid, list, a->text, &a->net.net, (int64_t)a->net.prefix, a->comment,
+		       now()) != STORE_OK)
+		return STORE_FAILED;
+	return store_run(st, s, "adding the entry", err, esz);
+}
+
+/* Validation shared by add and remove. */
+static int ip_check(struct ip_args *a, const char *cidr, char *err, size_t esz)
+{
+	if (!store_list_name(a->list))
+		return store_refuse(err, esz, "the IP list must be allow or block");
+	return store_norm_cidr(cidr, &a->net, a->text, err, esz);
+}
+
+int store_ip_add(struct store *st, const char *tenant, enum ip_list list, const char *cidr,
+		 const char *comment, char *err, size_t esz)
+{
+	struct ip_args a = { .tenant = tenant, .list = list, .comment = comment ? comment : "" };
+	int rc;
+
+	if ((rc = ip_check(&a, cidr, err, esz)) != STORE_OK ||
+	    (rc = store_check_comment(a.comment, err, esz)) != STORE_OK)
+		return rc;
+	return store_change(st, ip_add_tx, &a, err, esz);
+}
+
+static int ip_remove_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	const struct ip_args *a = arg;
+	const char *list = store_list_name(a->list);
+	char tenant[MODEL_NAME_MAX + 1];
+	sqlite3_stmt *s;
+	int64_t tid;
+	int rc = store_tenant_need(st, a->tenant, &tid, tenant, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	if (store_stmt(st, &s, "DELETE FROM ip_entries WHERE tenant_id = ? AND list = ? AND "
+			       "cidr = ?", err, esz, "itt", tid, list, a->text) != STORE_OK)
+		return STORE_FAILED;
+	rc = delete_rows(st, s, "removing the entry", err, esz);
+	if (rc == 0)
+		return store_refuse(err, esz, "%s is not on the %s list of tenant %s", a->text, list,
+				    tenant);
+	return rc < 0 ? rc : STORE_OK;
+}
+
+int store_ip_remove(struct store *st, const char *tenant, enum ip_list list, const char *cidr,
+		    char *err, size_t esz)
+{
+	struct ip_args a = { .tenant = tenant, .list = list };
+	int rc = ip_check(&a, cidr, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	return store_change(st, ip_remove_tx, &a, err, esz);
+}
