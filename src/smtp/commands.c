@@ -69,6 +69,7 @@ static void do_helo(struct session *s, char *args, int esmtp)
 	lines[n++] = "8BITMIME";
 	lines[n++] = "ENHANCEDSTATUSCODES";
 	lines[n++] = "SMTPUTF8";
+	lines[n++] = "DSN";
 	if (s->srv->tls && !s->tls)
 		lines[n++] = "STARTTLS";
 	conn_write(s->conn, out, reply_format_lines(out, sizeof(out), 250, NULL, lines, n));
@@ -94,7 +95,43 @@ static void reply_parse_error(struct session *s, enum parse_err e, const char *w
 	session_count_error(s);
 }
 
-/* MAIL parameters: SIZE, BODY, SMTPUTF8 (RFC 1870, 6152, 6531). Returns 0 or replies. */
+/* Returns 1 when p[i]'s keyword already appeared before it. */
+static int param_seen(const struct esmtp_param *p, size_t i)
+{
+	for (size_t k = 0; k < i; k++)
+		if (!strcmp(p[k].key, p[i].key))
+			return 1;
+	return 0;
+}
+
+/* RCPT parameters: NOTIFY and ORCPT (RFC 3461), kept as received for the queue file. */
+static int rcpt_params(struct session *s, const struct esmtp_param *p, size_t n)
+{
+	size_t off = 0;
+
+	s->pending_params[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		int ok = p[i].value && !param_seen(p, i) &&
+			 ((!strcmp(p[i].key, "NOTIFY") && parse_notify_valid(p[i].value)) ||
+			  (!strcmp(p[i].key, "ORCPT") && parse_orcpt_valid(p[i].value)));
+		if (!s->esmtp || (strcmp(p[i].key, "NOTIFY") && strcmp(p[i].key, "ORCPT"))) {
+			session_reply(s, 555, "5.5.4", "Unsupported parameter %s", p[i].key);
+			return -1;
+		}
+		if (!ok) {
+			session_reply(s, 501, "5.5.4", "Bad or repeated %s parameter (RFC 3461)", p[i].key);
+			return -1;
+		}
+		off += (size_t)snprintf(s->pending_params + off, sizeof(s->pending_params) - off,
+					"%s%s=%s", off ? " " : "", p[i].key, p[i].value);
+		if (off >= sizeof(s->pending_params))
+			off = sizeof(s->pending_params) - 1;
+	}
+	return 0;
+}
+
+/* MAIL parameters: SIZE, BODY, SMTPUTF8, RET, ENVID (RFC 1870, 6152, 6531, 3461). Returns 0
+ * or replies. */
 static int mail_params(struct session *s, const struct esmtp_param *p, size_t n)
 {
 	size_t off = 0;
@@ -126,6 +163,15 @@ static int mail_params(struct session *s, const struct esmtp_param *p, size_t n)
 			}
 		} else if (!strcmp(p[i].key, "SMTPUTF8") && !p[i].value) {
 			s->smtputf8 = 1;
+		} else if (!strcmp(p[i].key, "RET") || !strcmp(p[i].key, "ENVID")) {
+			int ret = p[i].key[0] == 'R';
+			if (!p[i].value || param_seen(p, i) ||
+			    !(ret ? parse_ret_valid(p[i].value)
+				  : parse_xtext_valid(p[i].value, DSN_ENVID_MAX))) {
+				session_reply(s, 501, "5.5.4", "Bad or repeated %s parameter (RFC 3461)",
+					      p[i].key);
+				return -1;
+			}
 		} else {
 			session_reply(s, 555, "5.5.4", "Unsupported parameter %s", p[i].key);
 			return -1;
@@ -241,12 +287,10 @@ static void cmd_rcpt(struct session *s, char *args)
 		reply_parse_error(s, e, why, 0);
 		return;
 	}
-	if (nparams > 0) {
-		session_reply(s, 555, "5.5.4", "Unsupported parameter %s", params[0].key);
+	if (rcpt_params(s, params, nparams) < 0) {
 		session_count_error(s);
 		return;
 	}
-	s->pending_params[0] = '\0';
 	if (s->pending_rcpt.has_utf8 && !s->smtputf8) {
 		session_reply(s, 553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8 in MAIL");
 		return;

@@ -298,3 +298,64 @@ int parse_helo_valid(const char *arg)
 			return 0;
 	return 1;
 }
+
+int parse_xtext_valid(const char *v, size_t max)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c == '+') {
+			if (i + 2 >= n || !isxdigit((unsigned char)v[i + 1]) ||
+			    !isxdigit((unsigned char)v[i + 2]) || islower((unsigned char)v[i + 1]) ||
+			    islower((unsigned char)v[i + 2]))
+				return 0;
+			i += 2;
+		} else if (c < 33 || c > 126 || c == '=') {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int parse_ret_valid(const char *v)
+{
+	return strcasecmp(v, "FULL") == 0 || strcasecmp(v, "HDRS") == 0;
+}
+
+int parse_notify_valid(const char *v)
+{
+	static const char *const words[] = { "SUCCESS", "FAILURE", "DELAY" };
+	unsigned seen = 0;
+	const char *p = v;
+
+	if (strcasecmp(v, "NEVER") == 0)
+		return 1;
+	while (*p) {
+		size_t n = strcspn(p, ","), k;
+		for (k = 0; k < 3; k++)
+			if (strlen(words[k]) == n && strncasecmp(p, words[k], n) == 0)
+				break;
+		if (k == 3 || (seen & (1u << k)))
+			return 0; /* unknown keyword, NEVER in a list, or a repeat */
+		seen |= 1u << k;
+		p += n;
+		if (*p == ',' && *++p == '\0')
+			return 0;
+	}
+	return seen != 0;
+}
+
+int parse_orcpt_valid(const char *v)
+{
+	const char *semi = strchr(v, ';');
+
+	if (!semi || semi == v || strlen(v) > DSN_ORCPT_MAX)
+		return 0;
+	for (const char *p = v; p < semi; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-')
+			return 0;
+	return parse_xtext_valid(semi + 1, DSN_ORCPT_MAX);
+}

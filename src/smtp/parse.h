@@ -62,6 +62,18 @@ enum parse_err parse_mail_rcpt(char *args, const char *prefix, int allow_null, i
  * addresses without brackets or worse, and the name decides nothing here; it is recorded. */
 int parse_helo_valid(const char *arg);
 
+/* RFC 3461 DSN parameters. Each returns 1 when the value is well formed. */
+#define DSN_ENVID_MAX 100 /* RFC 3461 4.4 */
+#define DSN_ORCPT_MAX 500 /* RFC 3461 4.2 */
+/* xtext (RFC 3461 4): octets 33..126 except '+' and '=', or "+XX" with upper-case hex. */
+int parse_xtext_valid(const char *v, size_t max);
+/* RET=FULL or HDRS (any case). */
+int parse_ret_valid(const char *v);
+/* NOTIFY=NEVER, or a comma list of SUCCESS, FAILURE, DELAY (any case, each at most once). */
+int parse_notify_valid(const char *v);
+/* ORCPT=addr-type;xtext, addr-type an atom such as rfc822 or utf-8. */
+int parse_orcpt_valid(const char *v);
+
 /* Returns 1 for an RFC 5321 Domain (LDH labels; UTF-8 labels when utf8_ok). */
 int parse_domain_valid(const char *d, size_t len, int utf8_ok);
 

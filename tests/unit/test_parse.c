@@ -646,6 +646,74 @@ static void test_parse_helo_contract(void **state)
 	}
 }
 
+/* ---- RFC 3461 DSN parameters ----------------------------------------------------------- */
+
+struct dsn_case {
+	int (*fn)(const char *);
+	const char *v;
+	int valid;
+};
+
+static int xtext_envid(const char *v)
+{
+	return parse_xtext_valid(v, DSN_ENVID_MAX);
+}
+
+static const struct dsn_case dsn_cases[] = {
+	{ parse_ret_valid, "FULL", 1 },
+	{ parse_ret_valid, "hdrs", 1 },
+	{ parse_ret_valid, "HEADERS", 0 },
+	{ parse_ret_valid, "", 0 },
+	{ parse_notify_valid, "NEVER", 1 },
+	{ parse_notify_valid, "never", 1 },
+	{ parse_notify_valid, "SUCCESS", 1 },
+	{ parse_notify_valid, "SUCCESS,FAILURE,DELAY", 1 },
+	{ parse_notify_valid, "delay,failure", 1 },
+	{ parse_notify_valid, "NEVER,FAILURE", 0 },
+	{ parse_notify_valid, "FAILURE,FAILURE", 0 },
+	{ parse_notify_valid, "FAILURE,", 0 },
+	{ parse_notify_valid, ",FAILURE", 0 },
+	{ parse_notify_valid, "SOMETIMES", 0 },
+	{ parse_notify_valid, "", 0 },
+	{ parse_orcpt_valid, "rfc822;bob@example.test", 1 },
+	{ parse_orcpt_valid, "rfc822;bob+2Bx@example.test", 1 },
+	{ parse_orcpt_valid, "utf-8;bob@example.test", 1 },
+	{ parse_orcpt_valid, "rfc822;", 0 },
+	{ parse_orcpt_valid, ";bob@example.test", 0 },
+	{ parse_orcpt_valid, "rfc822bob@example.test", 0 },
+	{ parse_orcpt_valid, "rfc822;bob=x@example.test", 0 },
+	{ parse_orcpt_valid, "rfc822;bob+2@example.test", 0 },
+	{ parse_orcpt_valid, "rfc822;bob+2b@example.test", 0 },
+	{ parse_orcpt_valid, "rf c822;bob@example.test", 0 },
+	{ xtext_envid, "QQ314159", 1 },
+	{ xtext_envid, "a+2Bb", 1 },
+	{ xtext_envid, "a+", 0 },
+	{ xtext_envid, "a+4", 0 },
+	{ xtext_envid, "a b", 0 },
+	{ xtext_envid, "a=b", 0 },
+	{ xtext_envid, "", 0 },
+	{ xtext_envid, "\x80", 0 },
+};
+
+static void test_dsn_params(void **state)
+{
+	char longid[DSN_ENVID_MAX + 2];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(dsn_cases); i++) {
+		char *v = dup_exact(dsn_cases[i].v);
+		if (dsn_cases[i].fn(v) != dsn_cases[i].valid)
+			fail_msg("case %zu \"%s\": want %d", i, dsn_cases[i].v, dsn_cases[i].valid);
+		free(v);
+	}
+	memset(longid, 'x', sizeof(longid) - 1);
+	longid[DSN_ENVID_MAX] = '\0';
+	assert_int_equal(parse_xtext_valid(longid, DSN_ENVID_MAX), 1);
+	longid[DSN_ENVID_MAX] = 'x';
+	longid[DSN_ENVID_MAX + 1] = '\0';
+	assert_int_equal(parse_xtext_valid(longid, DSN_ENVID_MAX), 0);
+}
+
 /* ---- parse_domain_valid ------------------------------------------------------------------ */
 
 struct domain_case {
@@ -730,6 +798,7 @@ int main(void)
 		cmocka_unit_test(test_params_limits),
 		cmocka_unit_test(test_parse_helo_valid),
 		cmocka_unit_test(test_parse_helo_contract),
+		cmocka_unit_test(test_dsn_params),
 		cmocka_unit_test(test_parse_domain_valid),
 	};
 
