@@ -45,7 +45,7 @@ static void usage_main(FILE *out)
 }
 
 /* Parses the options every command takes (-c, --help); returns 1 when help was printed. */
-static int common_opts(int argc, char **argv, const char *usage, int *extra_r)
+static int common_opts(int argc, char **argv, const char *usage, const char **pidfile_r)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -60,7 +60,7 @@ static int common_opts(int argc, char **argv, const char *usage, int *extra_r)
 		switch (ch) {
 		case 'c': global_config = optarg; break;
 		case 'h': printf("%s", usage); return 1;
-		case 'p': *extra_r = optind - 1; break;
+		case 'p': *pidfile_r = optarg; break;
 		default: fprintf(stderr, "%s", usage); exit(EXIT_USAGE);
 		}
 	}
@@ -86,7 +86,7 @@ static void load_config(struct config *cfg)
 static int cmd_check_config(int argc, char **argv)
 {
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
-	int unused = 0;
+	const char *unused = NULL;
 
 	if (common_opts(argc, argv, "usage: mxgate [-c FILE] check-config\n", &unused))
 		return 0;
@@ -98,7 +98,7 @@ static int cmd_check_config(int argc, char **argv)
 
 static int cmd_show_config(int argc, char **argv)
 {
-	int unused = 0;
+	const char *unused = NULL;
 
 	if (common_opts(argc, argv, "usage: mxgate show-config\n", &unused))
 		return 0;
@@ -156,9 +156,10 @@ static int cmd_serve(int argc, char **argv)
 		"Runs the gateway in the foreground; SIGTERM or SIGINT stops it.\n";
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	struct server_setup setup;
-	int pidarg = 0, rc;
+	const char *pidfile = NULL;
+	int rc;
 
-	if (common_opts(argc, argv, usage, &pidarg))
+	if (common_opts(argc, argv, usage, &pidfile))
 		return 0;
 	load_config(cfg);
 	log_init("mxgate", cfg->log_syslog, cfg->log_debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
@@ -172,8 +173,8 @@ static int cmd_serve(int argc, char **argv)
 	setup.cfg = cfg;
 	setup.nworkers = cfg->workers ? cfg->workers : workers_ncpu();
 	setup.fds = bind_all(cfg, setup.nworkers);
-	if (pidarg)
-		write_pidfile(argv[pidarg]);
+	if (pidfile)
+		write_pidfile(pidfile);
 	for (unsigned i = 0; i < cfg->nlisten; i++)
 		log_info("listening on %s:%u%s", cfg->listen[i].host, cfg->listen[i].port,
 			 cfg->listen[i].proxy ? " proxy" : "");

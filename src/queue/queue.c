@@ -193,7 +193,12 @@ void queue_msg_abort(struct queue_msg **mp)
 	*mp = NULL;
 }
 
-/* Background thread: make each file durable, move it into incoming/, sync the directory once. */
+/* Background thread: make each file durable, move it into incoming/, sync the directory once.
+ *
+ * Writeback of every file in the batch is started first, so the disk sees all of it at once;
+ * the first fdatasync then commits the journal transaction that holds every file's new size,
+ * and the ones after it mostly find their data already on disk. One sync per batch, not per
+ * message, is what keeps throughput from collapsing to the disk's fsync rate. */
 static void batch_work(void *arg)
 {
 	struct batch *b = arg;
@@ -201,6 +206,9 @@ static void batch_work(void *arg)
 	char from[PATH_MAX], to[PATH_MAX];
 	int renamed = 0;
 
+	for (struct queue_msg *m = b->msgs; m; m = m->next)
+		if (!m->err)
+			sync_file_range(m->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	for (struct queue_msg *m = b->msgs; m; m = m->next) {
 		if (!m->err && fdatasync(m->fd) < 0)
 			m->err = errno;
