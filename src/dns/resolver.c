@@ -3,13 +3,14 @@
  * c-ares tells us through the socket-state callback which sockets it wants watched for
  * reading or writing; each gets one persistent libevent event. After every call into c-ares
  * the single timer is re-armed from ares_timeout(), so retries and timeouts happen without
- * polling. Answers are parsed here (A with TTLs, TXT, the SOA negative TTL) so that the
- * DNSBL code never sees a DNS packet. */
+ * polling. Answers are parsed here (A and AAAA with TTLs, TXT, MX, the SOA negative TTL) so
+ * that the DNSBL and destination code never see a DNS packet. */
 #include "dns/resolver.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <ares.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,6 +332,7 @@ static void parse_a(const unsigned char *abuf, int alen, struct resolver_answer 
 
 	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && n == 0)) {
 		ans->status = RESOLVER_NXDOMAIN;
+		ans->nodata = 1;
 		ans->has_ttl = soa_negative_ttl(abuf, (size_t)alen, &ans->ttl) == 0;
 		return;
 	}
@@ -372,6 +374,7 @@ static void parse_txt(const unsigned char *abuf, int alen, struct resolver_answe
 
 	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && !txt)) {
 		ans->status = RESOLVER_NXDOMAIN;
+		ans->nodata = 1;
 		return;
 	}
 	if (rc != ARES_SUCCESS) {
@@ -388,6 +391,95 @@ static void parse_txt(const unsigned char *abuf, int alen, struct resolver_answe
 	ares_free_data(txt);
 }
 
+/* A NOERROR answer without a record of the asked type (RFC 2308 "NODATA"). */
+static void set_nodata(const unsigned char *abuf, int alen, struct resolver_answer *ans)
+{
+	ans->status = RESOLVER_NXDOMAIN;
+	ans->nodata = 1;
+	ans->has_ttl = soa_negative_ttl(abuf, alen > 0 ? (size_t)alen : 0, &ans->ttl) == 0;
+}
+
+static void set_parse_error(int rc, struct resolver_answer *ans)
+{
+	ans->status = RESOLVER_FAILED;
+	ans->error = status_name(rc);
+	ans->error_text = ares_strerror(rc);
+}
+
+static void parse_aaaa(const unsigned char *abuf, int alen, struct resolver_answer *ans)
+{
+	struct ares_addr6ttl at[RESOLVER_MAX_ADDRS6];
+	int n = RESOLVER_MAX_ADDRS6;
+	int rc = ares_parse_aaaa_reply(abuf, alen, NULL, at, &n);
+
+	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && n == 0)) {
+		set_nodata(abuf, alen, ans);
+		return;
+	}
+	if (rc != ARES_SUCCESS) {
+		set_parse_error(rc, ans);
+		return;
+	}
+	ans->has_ttl = 1;
+	ans->ttl = DNS_TTL_MAX;
+	for (int i = 0; i < n; i++) {
+		uint32_t ttl = at[i].ttl < 0 ? 0 : (uint32_t)at[i].ttl;
+		memcpy(ans->addrs6[i], &at[i].ip6addr, sizeof(ans->addrs6[i]));
+		ans->ttl = ttl < ans->ttl ? ttl : ans->ttl;
+	}
+	ans->naddrs6 = (size_t)n;
+}
+
+/* Copies an exchange name: lower case, without a trailing dot ("" for the root). A name
+ * too long for RESOLVER_HOST_MAX is cut, which makes it fail the caller's name check. */
+static void mx_host_copy(char *dst, const char *src)
+{
+	size_t len = 0;
+
+	for (; src[len] && len + 1 < RESOLVER_HOST_MAX; len++)
+		dst[len] = (char)tolower((unsigned char)src[len]);
+	if (len > 0 && dst[len - 1] == '.' && (len < 2 || dst[len - 2] != '\\'))
+		len--;
+	dst[len] = '\0';
+}
+
+/* Keeps the RESOLVER_MAX_MX most preferred records, in answer order while there is room. */
+static void mx_keep(struct resolver_answer *ans, const struct ares_mx_reply *m)
+{
+	size_t slot = ans->nmx;
+
+	if (slot == RESOLVER_MAX_MX) {
+		slot = 0;
+		for (size_t i = 1; i < ans->nmx; i++)
+			if (ans->mx[i].preference > ans->mx[slot].preference)
+				slot = i;
+		if (ans->mx[slot].preference <= m->priority)
+			return;
+	} else {
+		ans->nmx++;
+	}
+	ans->mx[slot].preference = m->priority;
+	mx_host_copy(ans->mx[slot].host, m->host ? m->host : "");
+}
+
+static void parse_mx(const unsigned char *abuf, int alen, struct resolver_answer *ans)
+{
+	struct ares_mx_reply *mx = NULL;
+	int rc = ares_parse_mx_reply(abuf, alen, &mx);
+
+	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && !mx)) {
+		set_nodata(abuf, alen, ans);
+		return;
+	}
+	if (rc != ARES_SUCCESS) {
+		set_parse_error(rc, ans);
+		return;
+	}
+	for (const struct ares_mx_reply *m = mx; m; m = m->next)
+		mx_keep(ans, m);
+	ares_free_data(mx);
+}
+
 static void fill_answer(const struct resolver_req *req, int status, const unsigned char *abuf,
 			int alen, struct resolver_answer *ans)
 {
@@ -396,13 +488,17 @@ static void fill_answer(const struct resolver_req *req, int status, const unsign
 	ans->error_text = "";
 	switch (status) {
 	case ARES_SUCCESS:
-		if (req->type == RESOLVER_A)
-			parse_a(abuf, alen, ans);
-		else
-			parse_txt(abuf, alen, ans);
+		switch (req->type) {
+		case RESOLVER_A: parse_a(abuf, alen, ans); break;
+		case RESOLVER_TXT: parse_txt(abuf, alen, ans); break;
+		case RESOLVER_AAAA: parse_aaaa(abuf, alen, ans); break;
+		case RESOLVER_MX: parse_mx(abuf, alen, ans); break;
+		}
+		return;
+	case ARES_ENODATA:
+		set_nodata(abuf, alen, ans);
 		return;
 	case ARES_ENOTFOUND:
-	case ARES_ENODATA:
 		ans->status = RESOLVER_NXDOMAIN;
 		ans->has_ttl = soa_negative_ttl(abuf, alen > 0 ? (size_t)alen : 0, &ans->ttl) == 0;
 		return;
@@ -432,6 +528,17 @@ static void on_ares_answer(void *arg, int status, int timeouts, unsigned char *a
 	free(req);
 }
 
+static int query_type(enum resolver_type type)
+{
+	switch (type) {
+	case RESOLVER_A: return ns_t_a;
+	case RESOLVER_TXT: return ns_t_txt;
+	case RESOLVER_AAAA: return ns_t_aaaa;
+	case RESOLVER_MX: return ns_t_mx;
+	}
+	abort(); /* not a resolver_type */
+}
+
 void resolver_query(struct resolver *r, const char *name, enum resolver_type type,
 		    resolver_answer_fn *fn, void *arg, struct resolver_req **slot)
 {
@@ -442,8 +549,7 @@ void resolver_query(struct resolver *r, const char *name, enum resolver_type typ
 	req->arg = arg;
 	req->type = type;
 	*slot = req;
-	ares_query(r->channel, name, ns_c_in, type == RESOLVER_A ? ns_t_a : ns_t_txt,
-		   on_ares_answer, req);
+	ares_query(r->channel, name, ns_c_in, query_type(type), on_ares_answer, req);
 	rearm_timer(r);
 }
 
@@ -456,4 +562,9 @@ void resolver_cancel(struct resolver_req **slot)
 	req->fn = NULL;
 	req->slot = NULL;
 	*slot = NULL;
+}
+
+struct event_base *resolver_base(const struct resolver *r)
+{
+	return r->base;
 }
