@@ -5,7 +5,7 @@ PYTHON     ?= /usr/bin/python3
 
 BUILD_PKGS = meson ninja-build pkg-config gcc libevent-dev libc-ares-dev libssl-dev \
              libsqlite3-dev libidn2-dev libinih-dev libjansson-dev libcmocka-dev openssl
-TEST_PKGS  = python3-pytest python3-dnspython python3-aiosmtpd swaks rbldnsd
+TEST_PKGS  = python3-pytest python3-dnspython python3-aiosmtpd python3-flufl.bounce swaks rbldnsd unbound
 
 .PHONY: all deps test-deps build asan run test unit integration tls-cert demo-tenant clean
 

@@ -10,6 +10,7 @@
 
 #include "admin/admin.h"
 #include "admin/inspect.h"
+#include "admin/ndr_cmd.h"
 #include "config/config.h"
 #include "event/listener.h"
 #include "event/workers.h"
@@ -35,6 +36,7 @@ static void usage_main(FILE *out)
 		"  version        print the version\n"
 		"  explain IP     replay the policy decision for a client, step by step\n"
 		"  lint           warn about risky policy settings, each with the fix\n"
+		"  ndr CODE       explain a status code: cause, who acts, how to fix it\n"
 		"  tenant|domain|connector|allow|block ACTION ...\n"
 		"                 manage the policy store (`mxgate tenant --help`)\n"
 		"\n"
@@ -194,6 +196,7 @@ static const struct {
 	{ "serve", cmd_serve },
 	{ "check-config", cmd_check_config },
 	{ "show-config", cmd_show_config },
+	{ "ndr", ndr_cmd_main },
 };
 
 int main(int argc, char **argv)

@@ -21,7 +21,9 @@
 
 #define EXIT_USAGE 2
 #define EXPLAIN_RCPTS_MAX 64
-#define LINT_TARGETS_MAX 256
+#define LINT_TARGETS_MAX 4096
+/* DNSBL lookups lint keeps in flight at once */
+#define LINT_PARALLEL 64
 
 /* A policy snapshot and a DNSBL resolver on a private loop, for one command. */
 struct inspect_ctx {
@@ -347,14 +349,22 @@ static void lint_dns(struct inspect_ctx *x, struct lint_report *r)
 	for (size_t i = 0; i < x->cfg->ndnsbl; i++)
 		if (!dnsbl_zone_healthy(x->dnsbl, i, why, sizeof(why)))
 			lint_add_zone(r, &x->cfg->dnsbl[i], why);
-	for (size_t i = 0; i < nt && x->cfg->ndnsbl; i++) {
-		struct dnsbl_query *q = ctx_lookup(x, &targets[i].ip);
-		size_t na;
-		const struct dnsbl_answer *a = dnsbl_query_answers(q, &na);
-		for (size_t k = 0; k < na; k++)
-			if (a[k].state == DNSBL_LISTED && a[k].list->weight > 0)
-				lint_add_listed(r, &targets[i], &a[k]);
-		dnsbl_query_free(&q);
+	for (size_t i = 0; i < nt && x->cfg->ndnsbl; i += LINT_PARALLEL) {
+		struct dnsbl_query *q[LINT_PARALLEL];
+		size_t batch = nt - i < LINT_PARALLEL ? nt - i : LINT_PARALLEL;
+		for (size_t k = 0; k < batch; k++) {
+			x->pending++;
+			q[k] = dnsbl_lookup(x->dnsbl, &targets[i + k].ip, query_done, x);
+		}
+		ctx_wait(x);
+		for (size_t k = 0; k < batch; k++) {
+			size_t na;
+			const struct dnsbl_answer *a = dnsbl_query_answers(q[k], &na);
+			for (size_t j = 0; j < na; j++)
+				if (a[j].state == DNSBL_LISTED && a[j].list->weight > 0)
+					lint_add_listed(r, &targets[i + k], &a[j]);
+			dnsbl_query_free(&q[k]);
+		}
 	}
 	free(targets);
 }

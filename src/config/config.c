@@ -61,6 +61,24 @@ static const struct key_def config_keys[] = {
 	{ "server", "tls_client_ca", K_STR, OFF(tls_client_ca), 1, CONFIG_PATH_MAX - 1, NULL,
 	  "PEM CA certificates trusted for client certificates (besides the system store); "
 	  "connectors match only names of a chain that verified" },
+	{ "delivery", "retry_first", K_UINT, OFF(retry_first), 1, 86400, "300",
+	  "seconds before the first retry of a deferred recipient; doubles per attempt" },
+	{ "delivery", "retry_max", K_UINT, OFF(retry_max), 1, 86400, "3600",
+	  "the longest wait between two attempts" },
+	{ "delivery", "max_lifetime", K_UINT, OFF(max_lifetime), 1, 30 * 86400, "432000",
+	  "seconds a message may stay queued before it fails with 4.4.7 (default 5 days)" },
+	{ "delivery", "delay_warning", K_UINT, OFF(delay_warning), 0, 30 * 86400, "14400",
+	  "seconds after which the sender gets one delay report (0 = never)" },
+	{ "delivery", "concurrency", K_UINT, OFF(dest_concurrency), 1, 1000, "10",
+	  "parallel connections to one destination (route or MX domain)" },
+	{ "delivery", "mx_port", K_UINT, OFF(mx_port), 1, 65535, "25",
+	  "port of the hosts found by MX lookup (25; tests point it elsewhere)" },
+	{ "delivery", "connect_timeout", K_UINT, OFF(connect_timeout), 1, 600, "30",
+	  "seconds to connect to one address and read its greeting" },
+	{ "delivery", "smtp_timeout", K_UINT, OFF(smtp_timeout), 1, 3600, "300",
+	  "seconds to wait for each reply (RFC 5321 4.5.3.2: 5 minutes)" },
+	{ "delivery", "data_timeout", K_UINT, OFF(data_timeout_out), 1, 3600, "600",
+	  "seconds to wait for the reply to the final dot (RFC 5321 4.5.3.2.6: 10 minutes)" },
 	{ "log", "syslog", K_BOOL, OFF(log_syslog), 0, 1, "no",
 	  "log to syslog (facility mail) instead of stderr" },
 	{ "log", "debug", K_BOOL, OFF(log_debug), 0, 1, "no", "log debug lines too" },
@@ -527,6 +545,8 @@ static void check_whole(struct parse_ctx *p)
 		if (!d->display_name[0]) /* name is shorter than display_name */
 			memcpy(d->display_name, d->name, strlen(d->name) + 1);
 	}
+	if (cfg->retry_first > cfg->retry_max)
+		perr(p, "retry_first exceeds retry_max");
 	if (cfg->dnsbl_cache_min_ttl > cfg->dnsbl_cache_max_ttl)
 		perr(p, "dnsbl_cache_min_ttl exceeds dnsbl_cache_max_ttl");
 }

@@ -81,6 +81,16 @@ struct config {
 
 	struct dnsbl_config dnsbl[CONFIG_MAX_DNSBL];
 	unsigned ndnsbl;
+
+	/* [delivery] */
+	unsigned retry_first, retry_max;   /* seconds: first retry delay, cap of the doubling */
+	unsigned max_lifetime;             /* seconds in the queue before giving up (4.4.7) */
+	unsigned delay_warning;            /* seconds before a delay report; 0 = none */
+	unsigned dest_concurrency;         /* connections per destination */
+	unsigned mx_port;                  /* port of MX hosts (25; tests use others) */
+	unsigned connect_timeout;          /* seconds */
+	unsigned smtp_timeout;             /* seconds per command reply (RFC 5321: 5 min) */
+	unsigned data_timeout_out;         /* seconds for the reply to the final dot (10 min) */
 };
 
 /* The configuration `mxgate serve` runs on when no file is found: loopback, ./var.

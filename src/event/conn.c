@@ -21,9 +21,14 @@
 /* Upper bound on lingering to flush the last reply before a close. */
 #define CONN_LINGER_SECONDS 10
 
+/* While lingering over TLS, how often to look whether the last bytes reached the socket. */
+#define CONN_LINGER_POLL_MS 20
+
 struct conn {
 	struct event_base *base;
 	struct bufferevent *bev;
+	struct event *linger_poll; /* TLS only: the filter's callbacks cannot see the socket drain */
+	struct timeval linger_deadline;
 	conn_cb *cb;
 	void *arg;
 	unsigned timeout;
@@ -50,17 +55,48 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 static void conn_destroy(struct conn *c)
 {
+	if (c->linger_poll)
+		event_free(c->linger_poll);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	free(c);
+}
+
+/* Bytes not yet handed to the kernel: with TLS, both the clear text the filter still holds and
+ * the records waiting in the socket bufferevent below it. */
+static size_t unsent(struct conn *c)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	struct bufferevent *under = c->tls ? bufferevent_get_underlying(c->bev) : NULL;
+
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+static void on_linger_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct timeval now;
+	struct timeval tick = { 0, CONN_LINGER_POLL_MS * 1000 };
+
+	(void)fd;
+	(void)what;
+	event_base_gettimeofday_cached(c->base, &now);
+	if (unsent(c) == 0 || evutil_timercmp(&now, &c->linger_deadline, >)) {
+		conn_destroy(c);
+		return;
+	}
+	evtimer_add(c->linger_poll, &tick);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->lingering && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		conn_destroy(c);
+	if (c->lingering) {
+		if (!c->tls && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_destroy(c); /* with TLS the poll decides: bytes may still sit below */
 		return;
 	}
 	/* output drained: reading may go on */
@@ -127,7 +163,7 @@ void conn_free_after_flush(struct conn **cp)
 	if (!c)
 		return;
 	*cp = NULL;
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+	if (unsent(c) == 0) {
 		conn_destroy(c);
 		return;
 	}
@@ -136,6 +172,13 @@ void conn_free_after_flush(struct conn **cp)
 	if (c->timeout == 0 || c->timeout > CONN_LINGER_SECONDS) {
 		c->timeout = CONN_LINGER_SECONDS;
 		conn_apply_timeout(c);
+	}
+	if (c->tls) {
+		struct timeval now, limit = { CONN_LINGER_SECONDS, 0 };
+		event_base_gettimeofday_cached(c->base, &now);
+		evutil_timeradd(&now, &limit, &c->linger_deadline);
+		c->linger_poll = evtimer_new(c->base, on_linger_poll, c);
+		on_linger_poll(-1, 0, c);
 	}
 }
 

@@ -12,6 +12,8 @@
  * skip every DNSBL. */
 #define LINT_ALLOW_MAX_V4 24
 #define LINT_ALLOW_MAX_V6 48
+/* Ranges of up to 2^8 addresses (a /24, a /120) are looked up address by address. */
+#define LINT_RANGE_HOST_BITS 8
 
 static struct lint_finding *add(struct lint_report *r, const char *check)
 {
@@ -117,7 +119,8 @@ static void check_entries(const struct model_tenant *t, struct entries *es, stru
 {
 	char a[ADDR_STR_MAX + 8];
 
-	qsort(es->v, es->n, sizeof(*es->v), entry_cmp);
+	if (es->n) /* qsort(NULL, 0) is undefined */
+		qsort(es->v, es->n, sizeof(*es->v), entry_cmp);
 	for (size_t i = 0; i < es->n; i++) {
 		const struct model_ip_entry *e = es->v[i];
 		if (i + 1 < es->n && es->v[i + 1]->net.prefix == e->net.prefix &&
@@ -226,19 +229,33 @@ static size_t push_target(struct lint_target *out, size_t n, size_t max, const s
 			  int is_connector, const char *fmtstr, ...)
 	__attribute__((format(printf, 6, 7)));
 
+/* Every address of a range of at most LINT_RANGE_HOSTS addresses is looked up (a listed
+ * host hides anywhere in a /24); of a wider range, only the first. */
 static size_t push_target(struct lint_target *out, size_t n, size_t max, const struct cidr *c,
 			  int is_connector, const char *fmtstr, ...)
 {
 	va_list ap;
+	char what[LINT_TEXT_MAX];
+	unsigned hostbits = 128u - c->prefix;
+	uint32_t count = hostbits <= LINT_RANGE_HOST_BITS ? 1u << hostbits : 1;
 
-	if (n >= max)
-		return n;
-	out[n].ip = c->net;
-	out[n].is_connector = is_connector;
 	va_start(ap, fmtstr);
-	vsnprintf(out[n].what, sizeof(out[n].what), fmtstr, ap);
+	vsnprintf(what, sizeof(what), fmtstr, ap);
 	va_end(ap);
-	return n + 1;
+	for (uint32_t k = 0; k < count && n < max; k++, n++) {
+		out[n].ip = c->net;
+		/* add k to the low 32 bits: ranges this small never carry past them */
+		uint32_t low = (uint32_t)out[n].ip.b[12] << 24 | (uint32_t)out[n].ip.b[13] << 16 |
+			       (uint32_t)out[n].ip.b[14] << 8 | out[n].ip.b[15];
+		low += k;
+		out[n].ip.b[12] = (uint8_t)(low >> 24);
+		out[n].ip.b[13] = (uint8_t)(low >> 16);
+		out[n].ip.b[14] = (uint8_t)(low >> 8);
+		out[n].ip.b[15] = (uint8_t)low;
+		out[n].is_connector = is_connector;
+		snprintf(out[n].what, sizeof(out[n].what), "%s", what);
+	}
+	return n;
 }
 
 struct target_walk {

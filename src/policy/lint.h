@@ -39,8 +39,8 @@ struct lint_target {
 	char what[LINT_TEXT_MAX]; /* "connector mx1 of tenant acme (192.0.2.0/28)" */
 	int is_connector;
 };
-/* Addresses worth a DNSBL lookup: every host entry, and the first address of every range, of
- * connectors and Allow lists; at most max. Returns how many were written. */
+/* Addresses worth a DNSBL lookup: of connectors and Allow lists, every address of a range of
+ * up to 256 addresses, and the first address of a wider one; at most max. Returns the count. */
 size_t lint_dnsbl_targets(const struct model_snapshot *snap, struct lint_target *out, size_t max);
 /* Records a target found listed on a blocklist (positive weight). */
 void lint_add_listed(struct lint_report *r, const struct lint_target *t,

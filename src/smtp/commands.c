@@ -11,6 +11,7 @@
 #include "event/conn.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
+#include "store/store.h"
 #include "smtp/reply.h"
 #include "smtp/server.h"
 #include "smtp/session_private.h"
@@ -262,6 +263,21 @@ static int local_part_routes(const struct mailpath *p)
 	return strpbrk(p->local, "%!@") != NULL;
 }
 
+/* Tenants' domains are stored in A-label form: a U-label domain (SMTPUTF8) is converted
+ * before the lookup, with the same function the store uses. Returns 0, or -1 after a reply. */
+static int rcpt_domain_to_alabel(struct session *s)
+{
+	char alabel[MODEL_DOMAIN_MAX + 1], err[256];
+
+	if (store_domain_normalize(s->pending_rcpt.domain, alabel, err, sizeof(err)) != 0) {
+		session_reply(s, 501, "5.1.3", "Bad recipient domain: %s", err);
+		session_count_error(s);
+		return -1;
+	}
+	snprintf(s->pending_rcpt.domain, sizeof(s->pending_rcpt.domain), "%s", alabel);
+	return 0;
+}
+
 static void cmd_rcpt(struct session *s, char *args)
 {
 	struct esmtp_param params[SMTP_PARAMS_MAX];
@@ -305,6 +321,9 @@ static void cmd_rcpt(struct session *s, char *args)
 		session_reply(s, 250, "2.1.5", "Ok (duplicate recipient)");
 		return;
 	}
+	if (s->pending_rcpt.has_utf8 && !s->pending_rcpt.is_literal && s->pending_rcpt.domain[0] &&
+	    rcpt_domain_to_alabel(s) < 0)
+		return;
 	struct policy_client cl;
 	session_policy_client(s, &cl);
 	s->busy = 1;

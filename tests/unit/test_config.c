@@ -130,6 +130,15 @@ static void test_defaults(void **state)
 	assert_int_equal(c->dnsbl_health_interval, 300);
 	assert_int_equal(c->reload_interval_ms, 500);
 	assert_int_equal(c->ndnsbl, 0);
+	assert_int_equal(c->retry_first, 300);
+	assert_int_equal(c->retry_max, 3600);
+	assert_int_equal(c->max_lifetime, 432000);
+	assert_int_equal(c->delay_warning, 14400);
+	assert_int_equal(c->dest_concurrency, 10);
+	assert_int_equal(c->mx_port, 25);
+	assert_int_equal(c->connect_timeout, 30);
+	assert_int_equal(c->smtp_timeout, 300);
+	assert_int_equal(c->data_timeout_out, 600);
 	/* hostname defaults to the system's host name, lower-cased. */
 	if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
 		strcpy(host, "localhost");
@@ -242,6 +251,15 @@ static const struct set_case set_cases[] = {
 	U("policy", "dnsbl_health_interval", "86400", dnsbl_health_interval, 86400),
 	U("policy", "reload_interval_ms", "50", reload_interval_ms, 50),
 	U("policy", "reload_interval_ms", "60000", reload_interval_ms, 60000),
+	U("delivery", "retry_first", "1", retry_first, 1),
+	U("delivery", "retry_max", "86400", retry_max, 86400),
+	U("delivery", "max_lifetime", "2592000", max_lifetime, 2592000),
+	U("delivery", "delay_warning", "0", delay_warning, 0),
+	U("delivery", "concurrency", "1000", dest_concurrency, 1000),
+	U("delivery", "mx_port", "2525", mx_port, 2525),
+	U("delivery", "connect_timeout", "600", connect_timeout, 600),
+	U("delivery", "smtp_timeout", "1", smtp_timeout, 1),
+	U("delivery", "data_timeout", "3600", data_timeout_out, 3600),
 };
 
 static void test_every_key_settable(void **state)
@@ -387,6 +405,9 @@ static const struct bad_case bad_cases[] = {
 	{ "policy", "dnsbl_health_interval", "86401", H_UINT(0, 86400) },
 	{ "policy", "reload_interval_ms", "49", H_UINT(50, 60000) },
 	{ "policy", "reload_interval_ms", "60001", H_UINT(50, 60000) },
+	{ "delivery", "retry_first", "0", H_UINT(1, 86400) },
+	{ "delivery", "mx_port", "65536", H_UINT(1, 65535) },
+	{ "delivery", "concurrency", "0", H_UINT(1, 1000) },
 };
 
 static void test_bad_values(void **state)
@@ -937,6 +958,9 @@ static void test_dump_keys(void **state)
 		"policy.dnsbl_cache_max_ttl\t3600\t",
 		"policy.dnsbl_health_interval\t300\t",
 		"policy.reload_interval_ms\t500\t",
+		"delivery.retry_first\t300\t",
+		"delivery.max_lifetime\t432000\t",
+		"delivery.mx_port\t25\t",
 		"dnsbl NAME.zone\t\t",
 		"dnsbl NAME.display_name\t\t",
 		"dnsbl NAME.display_zone\t\t",
