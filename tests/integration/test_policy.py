@@ -449,11 +449,6 @@ def test_founding_case(rbl, tmp_path_factory, mxgate_bin):
         assert waited < 1.0 + 0.5, waited
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: lint looks up only the first address of a connector range on the DNSBLs "
-    "(lint_dnsbl_targets pushes range->net), so the founding case's listed 198.51.100.25 "
-    "inside onprem connector 198.51.100.0/24 gives no connector-listed warning, contrary to "
-    "docs/policy-precedence.md"))
 def test_founding_case_lint_warns_connector_listed(rbl, tmp_path_factory, mxgate_bin):
     with founding_server(tmp_path_factory, rbl) as srv:
         res = admin_run(srv, "lint", "--json")

@@ -327,10 +327,6 @@ def test_lint_bad_argument_exits_2(tmp_path, rbl, mxgate_bin):
         assert "usage: mxgate [-c FILE] lint [--json]" in res.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: lint_static() -> check_entries() calls qsort(es->v = NULL, 0, ...) for a tenant "
-    "without Allow/Block entries (src/policy/lint.c:120): undefined behaviour; the UBSan build "
-    "reports 'null pointer passed as argument 1' and halts, so lint exits 1 with no output"))
 def test_lint_tenant_without_entries(tmp_path, rbl, mxgate_bin):
     with policy_server(tmp_path / "bare", tenants={"acme": TENANTS["acme"]}, start=False,
                        extra_sections=policy_config(rbl.resolver) + zen_section()) as s:

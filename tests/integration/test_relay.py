@@ -226,11 +226,6 @@ def test_idn_served_domain_in_a_label_form(srv):
                              "rcpt-route": "127.0.0.1:2604"}]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: RCPT domains are not converted to A-labels before the tenant lookup: "
-    "`MAIL FROM:<s@client.example> SMTPUTF8` + `RCPT TO:<u@bücher.example>` for a domain the "
-    "store holds as xn--bcher-kva.example is refused '550 5.7.1 Unable to relay: bücher.example "
-    "is not a domain this gateway serves'; expected 250 for tenant idn"))
 def test_idn_served_domain_in_u_label_form(srv):
     with Client(srv, STRANGER) as c:
         r = c.cmd(f"MAIL FROM:<{SENDER}> SMTPUTF8")
