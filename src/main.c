@@ -11,6 +11,7 @@
 #include "admin/admin.h"
 #include "admin/inspect.h"
 #include "admin/ndr_cmd.h"
+#include "admin/queue_cmd.h"
 #include "config/config.h"
 #include "event/listener.h"
 #include "event/workers.h"
@@ -37,6 +38,7 @@ static void usage_main(FILE *out)
 		"  explain IP     replay the policy decision for a client, step by step\n"
 		"  lint           warn about risky policy settings, each with the fix\n"
 		"  ndr CODE       explain a status code: cause, who acts, how to fix it\n"
+		"  queue list|show|retry|hold|release|delete   the delivery queue\n"
 		"  tenant|domain|connector|allow|block ACTION ...\n"
 		"                 manage the policy store (`mxgate tenant --help`)\n"
 		"\n"
@@ -182,7 +184,7 @@ static int cmd_serve(int argc, char **argv)
 			 cfg->listen[i].proxy ? " proxy" : "");
 	log_info("mxgate starting config=%s workers=%u data_dir=%s", cfg->source, setup.nworkers,
 		 cfg->data_dir);
-	rc = workers_run(setup.nworkers, server_worker_main, &setup);
+	rc = workers_run(setup.nworkers + 1, server_worker_main, &setup); /* + the queue manager */
 	log_info("mxgate stopped");
 	free(setup.fds);
 	free(cfg);
@@ -227,11 +229,13 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(cmd, commands[i].name))
 			return commands[i].run(argc - optind, argv + optind);
-	if (admin_is_command(cmd) || !strcmp(cmd, "explain") || !strcmp(cmd, "lint")) {
+	if (admin_is_command(cmd) || !strcmp(cmd, "explain") || !strcmp(cmd, "lint") ||
+	    !strcmp(cmd, "queue")) {
 		struct config *cfg = xcalloc(1, sizeof(*cfg));
 		load_config(cfg);
 		int rc = !strcmp(cmd, "explain") ? inspect_explain_main(cfg, argc - optind, argv + optind)
 			 : !strcmp(cmd, "lint")  ? inspect_lint_main(cfg, argc - optind, argv + optind)
+			 : !strcmp(cmd, "queue") ? queue_cmd_main(cfg, argc - optind, argv + optind)
 						 : admin_main(cfg, argc - optind, argv + optind);
 		free(cfg);
 		return rc;

@@ -169,3 +169,64 @@ int qfile_parse(char *buf, size_t len, struct qfile_view *v, const char **why)
 	v->body = p;
 	return 0;
 }
+
+static void unescape_inplace(char *s)
+{
+	char *o = s;
+
+	for (char *p = s; *p; p++) {
+		unsigned v;
+		if (*p == '%' && p[1] && p[2] && sscanf(p + 1, "%2x", &v) == 1) {
+			*o++ = (char)v;
+			p += 2;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+}
+
+/* Second pass over a file qfile_parse accepted: collect the recipients and their records. */
+int qfile_env_read(char *buf, size_t len, struct qfile_env *env, const char **why)
+{
+	char *p, *line, *end;
+	struct qfile_rcpt *cur = NULL;
+
+	memset(env, 0, sizeof(*env));
+	if (qfile_parse(buf, len, &env->v, why) < 0)
+		return -1;
+	env->mail_params = "";
+	env->rcpts = xcalloc(env->v.nrcpt, sizeof(*env->rcpts));
+	p = buf + sizeof(QFILE_MAGIC) - 1;
+	end = (char *)env->v.body;
+	/* qfile_parse turned each record "key value\n" into "key\0value\0" */
+	while (p < end) {
+		line = p;
+		if (!strcmp(line, "body"))
+			break;
+		char *val = line + strlen(line) + 1;
+		p = val + strlen(val) + 1;
+		unescape_inplace(val);
+		if (!strcmp(line, "rcpt")) {
+			cur = &env->rcpts[env->nrcpt++];
+			*cur = (struct qfile_rcpt){ val, "", "", "" };
+		} else if (cur && !strcmp(line, "rcpt-tenant")) {
+			cur->tenant = val;
+		} else if (cur && !strcmp(line, "rcpt-route")) {
+			cur->route = val;
+		} else if (cur && !strcmp(line, "rcpt-params")) {
+			cur->params = val;
+		} else if (!strcmp(line, "mail-params")) {
+			env->mail_params = val;
+		} else if (!strcmp(line, "arrival")) {
+			env->arrival = strtoll(val, NULL, 10);
+		}
+	}
+	return 0;
+}
+
+void qfile_env_free(struct qfile_env *env)
+{
+	free(env->rcpts);
+	env->rcpts = NULL;
+}

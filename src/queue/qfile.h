@@ -28,6 +28,21 @@ struct qfile_view {
  * whose length matches. Returns 0 or -1 with *why set. A file cut short anywhere fails. */
 int qfile_parse(char *buf, size_t len, struct qfile_view *v, const char **why);
 
+/* The whole envelope of a valid file, for delivery. Strings point into the caller's buffer
+ * (unescaped in place); rcpts is allocated: release with qfile_env_free. */
+struct qfile_rcpt {
+	const char *addr, *tenant, *route, *params; /* params "" when none */
+};
+struct qfile_env {
+	struct qfile_view v;
+	const char *mail_params; /* "" when none */
+	int64_t arrival;
+	struct qfile_rcpt *rcpts;
+	size_t nrcpt;
+};
+int qfile_env_read(char *buf, size_t len, struct qfile_env *env, const char **why);
+void qfile_env_free(struct qfile_env *env);
+
 /* %XX-escapes controls, space, '%' and DEL so each value stays one field of one line. */
 size_t qfile_escape(char *dst, size_t dstsz, const char *src);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "delivery/delivery.h"
 #include "event/bgjob.h"
 #include "event/listener.h"
 #include "event/tls.h"
@@ -139,8 +140,15 @@ static void worker_teardown(struct worker *w)
 
 int server_worker_main(unsigned index, void *arg)
 {
+	const struct server_setup *setup = arg;
 	struct worker w;
 
+	if (index == setup->nworkers) {
+		/* the process after the SMTP workers delivers: it needs no listener */
+		for (unsigned k = 0; k < setup->nworkers * setup->cfg->nlisten; k++)
+			close(setup->fds[k]);
+		return qmgr_main(setup->cfg);
+	}
 	memset(&w, 0, sizeof(w));
 	signal(SIGPIPE, SIG_IGN);
 	bgjob_global_init();

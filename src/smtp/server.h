@@ -35,7 +35,8 @@ struct server {
 	int stopping;
 };
 
-/* Worker entry point for workers_run(); arg is a struct server_setup. */
+/* Entry point for workers_run(); arg is a struct server_setup. Indexes 0..nworkers-1 are SMTP
+ * workers; index nworkers is the queue manager (delivery). */
 int server_worker_main(unsigned index, void *arg);
 
 /* Called by sessions when they end, so the server can resume accepting and finish a drain. */

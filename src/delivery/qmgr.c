@@ -1,0 +1,262 @@
+/* qmgr: the queue manager process: the table of queued messages, when each is due, and the
+ * event loop the delivery attempts run on. See delivery.h. */
+#include "delivery/delivery.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "delivery/delivery_private.h"
+#include "dns/resolver.h"
+#include "event/bgjob.h"
+#include "queue/queue.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+/* The scheduler looks at the table this often; new messages wake it at once (inotify). */
+#define QMGR_TICK_MS 250
+/* A full directory scan, besides inotify, catches anything a missed event would hide. */
+#define QMGR_SCAN_SECONDS 30
+#define QMGR_DNS_TIMEOUT_MS 5000
+#define QMGR_DNS_TRIES 2
+
+struct qentry *qmgr_entry(struct qmgr *q, const char *id)
+{
+	for (size_t i = 0; i < q->nentries; i++)
+		if (!strcmp(q->entries[i].id, id))
+			return &q->entries[i];
+	return NULL;
+}
+
+static struct qentry *entry_add(struct qmgr *q, const char *id)
+{
+	struct qentry *e = qmgr_entry(q, id);
+
+	if (e)
+		return e;
+	if (q->nentries == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 256;
+		q->entries = xrealloc(q->entries, q->cap * sizeof(*q->entries));
+	}
+	e = &q->entries[q->nentries++];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	return e;
+}
+
+void qmgr_entry_remove(struct qmgr *q, const char *id)
+{
+	struct qentry *e = qmgr_entry(q, id);
+
+	if (e)
+		*e = q->entries[--q->nentries];
+}
+
+void qmgr_attempt_over(struct qmgr *q, struct attempt *a, const char *id, time_t next, int held)
+{
+	struct qentry *e = qmgr_entry(q, id);
+
+	(void)a;
+	q->inflight--;
+	if (!e)
+		return;
+	e->inflight = 0;
+	e->held = held;
+	if (next == 0 && !held) {
+		qmgr_entry_remove(q, id);
+		return;
+	}
+	e->next = next;
+}
+
+static void scan(struct qmgr *q)
+{
+	DIR *d = opendir(q->incoming);
+	struct dirent *de;
+
+	q->last_scan = time(NULL);
+	if (!d) {
+		log_warn("qmgr cannot scan %s: %s", q->incoming, strerror(errno));
+		return;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (id_queue_valid(de->d_name))
+			entry_add(q, de->d_name);
+	closedir(d);
+}
+
+static void run_due(struct qmgr *q)
+{
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < q->nentries && q->inflight < QMGR_MAX_ATTEMPTS; i++) {
+		struct qentry *e = &q->entries[i];
+		if (e->inflight || (!e->check && ((e->held) || e->next > now)))
+			continue;
+		attempt_start(q, e);
+	}
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmgr *q = arg;
+
+	(void)fd;
+	(void)what;
+	if (q->stopping)
+		return;
+	if (time(NULL) - q->last_scan >= QMGR_SCAN_SECONDS)
+		scan(q);
+	dest_prune(q);
+	run_due(q);
+}
+
+static void on_inotify(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmgr *q = arg;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	(void)what;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			if (ev->mask & IN_Q_OVERFLOW)
+				q->last_scan = 0; /* rescan on the next tick */
+			else if (ev->len && id_queue_valid(ev->name))
+				entry_add(q, ev->name);
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	run_due(q);
+}
+
+/* `mxgate queue hold|release|retry|delete` appended a request to a state log: look at every
+ * message's state again (only those that are due are attempted). */
+static void on_usr1(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmgr *q = arg;
+
+	(void)fd;
+	(void)what;
+	scan(q);
+	for (size_t i = 0; i < q->nentries; i++)
+		q->entries[i].check = 1;
+	run_due(q);
+}
+
+static void on_term(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmgr *q = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("qmgr stopping: %u attempts in flight are abandoned and redone at the next start",
+		 q->inflight);
+	q->stopping = 1;
+	event_base_loopexit(q->base, NULL);
+}
+
+static int setup(struct qmgr *q, const struct config *cfg)
+{
+	char err[256], pidfile[PATH_MAX];
+	struct timeval tick = { 0, QMGR_TICK_MS * 1000 };
+
+	q->cfg = cfg;
+	snprintf(q->incoming, sizeof(q->incoming), "%s/queue/incoming", cfg->data_dir);
+	snprintf(q->state_dir, sizeof(q->state_dir), "%s/queue/state", cfg->data_dir);
+	if (mkdir(q->state_dir, 0700) < 0 && errno != EEXIST) {
+		log_err("qmgr cannot create %s: %s", q->state_dir, strerror(errno));
+		return -1;
+	}
+	q->base = event_base_new();
+	q->bg = bgjob_new(q->base);
+	q->queue = queue_open(cfg->data_dir, q->bg);
+	q->res = resolver_new(q->base, cfg->resolver, QMGR_DNS_TIMEOUT_MS, QMGR_DNS_TRIES, err,
+			      sizeof(err));
+	if (!q->queue || !q->res) {
+		log_err("qmgr cannot start: %s", q->res ? strerror(errno) : err);
+		return -1;
+	}
+	q->tls = SSL_CTX_new(TLS_client_method());
+	q->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (q->inotify_fd >= 0 && inotify_add_watch(q->inotify_fd, q->incoming, IN_MOVED_TO) >= 0) {
+		q->inotify_ev = event_new(q->base, q->inotify_fd, EV_READ | EV_PERSIST, on_inotify, q);
+		event_add(q->inotify_ev, NULL);
+	}
+	q->tick = event_new(q->base, -1, EV_PERSIST, on_tick, q);
+	event_add(q->tick, &tick);
+	q->usr1 = evsignal_new(q->base, SIGUSR1, on_usr1, q);
+	q->term = evsignal_new(q->base, SIGTERM, on_term, q);
+	evsignal_add(q->usr1, NULL);
+	evsignal_add(q->term, NULL);
+	snprintf(pidfile, sizeof(pidfile), "%s/%s", cfg->data_dir, QMGR_PID_FILE);
+	FILE *f = fopen(pidfile, "w");
+	if (f) {
+		fprintf(f, "%d\n", (int)getpid());
+		fclose(f);
+	}
+	return 0;
+}
+
+static void teardown(struct qmgr *q)
+{
+	char pidfile[PATH_MAX];
+
+	snprintf(pidfile, sizeof(pidfile), "%s/%s", q->cfg->data_dir, QMGR_PID_FILE);
+	unlink(pidfile);
+	q->stopping = 1;
+	/* the thread finishes what it was given (state records stay durable); the completions
+	 * see `stopping` and leave their attempts to attempt_abort_all */
+	bgjob_free(&q->bg);
+	attempt_abort_all(q);
+	dest_free_all(q);
+	if (q->tick)
+		event_free(q->tick);
+	if (q->usr1)
+		event_free(q->usr1);
+	if (q->term)
+		event_free(q->term);
+	if (q->inotify_ev)
+		event_free(q->inotify_ev);
+	if (q->inotify_fd >= 0)
+		close(q->inotify_fd);
+	queue_close(&q->queue);
+	resolver_free(&q->res);
+	if (q->tls)
+		SSL_CTX_free(q->tls);
+	free(q->entries);
+	if (q->base)
+		event_base_free(q->base);
+}
+
+int qmgr_main(const struct config *cfg)
+{
+	struct qmgr q;
+	int rc = 1;
+
+	memset(&q, 0, sizeof(q));
+	q.inotify_fd = -1;
+	signal(SIGPIPE, SIG_IGN);
+	bgjob_global_init();
+	if (setup(&q, cfg) == 0) {
+		scan(&q);
+		log_info("qmgr started messages=%zu", q.nentries);
+		run_due(&q);
+		event_base_dispatch(q.base);
+		rc = 0;
+	}
+	teardown(&q);
+	log_info("qmgr stopped");
+	return rc;
+}
