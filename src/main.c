@@ -45,7 +45,7 @@ static void usage_main(FILE *out)
 		"Options:\n"
 		"  -c FILE        configuration file (default: $MXGATE_CONFIG, ./mxgate.conf,\n"
 		"                 /etc/mxgate/mxgate.conf, else the embedded default)\n"
-		"  -h, --help     this help; `mxgate COMMAND --help` for a command's\n");
+		"  -h, --help     this help; `mxgate COMMAND --help` for a command's own\n");
 }
 
 /* Parses the options every command takes (-c, --help); returns 1 when help was printed. */
@@ -89,11 +89,12 @@ static void load_config(struct config *cfg)
 
 static int cmd_check_config(int argc, char **argv)
 {
-	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	struct config *cfg;
 	const char *unused = NULL;
 
 	if (common_opts(argc, argv, "usage: mxgate [-c FILE] check-config\n", &unused))
 		return 0;
+	cfg = xcalloc(1, sizeof(*cfg));
 	load_config(cfg);
 	printf("%s: ok\n", cfg->source);
 	free(cfg);
@@ -158,13 +159,14 @@ static int cmd_serve(int argc, char **argv)
 	static const char usage[] =
 		"usage: mxgate [-c FILE] serve [--pidfile FILE]\n"
 		"Runs the gateway in the foreground; SIGTERM or SIGINT stops it.\n";
-	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	struct config *cfg;
 	struct server_setup setup;
 	const char *pidfile = NULL;
 	int rc;
 
 	if (common_opts(argc, argv, usage, &pidfile))
 		return 0;
+	cfg = xcalloc(1, sizeof(*cfg));
 	load_config(cfg);
 	log_init("mxgate", cfg->log_syslog, cfg->log_debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	if (cfg->tls_cert[0] && access(cfg->tls_cert, R_OK) < 0) {
@@ -203,11 +205,18 @@ static const struct {
 
 int main(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	int ch;
 
 	log_init("mxgate", 0, LOG_LVL_INFO);
-	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
 		switch (ch) {
+		case 'V': printf("mxgate %s\n", MXGATE_VERSION); return 0;
 		case 'c': global_config = optarg; break;
 		case 'h': usage_main(stdout); return 0;
 		default: usage_main(stderr); return EXIT_USAGE;

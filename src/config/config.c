@@ -79,6 +79,9 @@ static const struct key_def config_keys[] = {
 	  "seconds to wait for each reply (RFC 5321 4.5.3.2: 5 minutes)" },
 	{ "delivery", "data_timeout", K_UINT, OFF(data_timeout_out), 1, 3600, "600",
 	  "seconds to wait for the reply to the final dot (RFC 5321 4.5.3.2.6: 10 minutes)" },
+	{ "server", "postmaster", K_STR, OFF(postmaster), 3, CONFIG_HOST_MAX - 1, NULL,
+	  "address that RCPT TO:<postmaster> (no domain, RFC 5321 4.5.1) is delivered to; "
+	  "default: postmaster of the host name, accepted only if a tenant serves it" },
 	{ "log", "syslog", K_BOOL, OFF(log_syslog), 0, 1, "no",
 	  "log to syslog (facility mail) instead of stderr" },
 	{ "log", "debug", K_BOOL, OFF(log_debug), 0, 1, "no", "log debug lines too" },
@@ -531,6 +534,8 @@ static void check_whole(struct parse_ctx *p)
 	str_lower(cfg->hostname); /* also the domain of <postmaster> */
 	if (cfg->nlisten == 0)
 		perr(p, "[server] needs at least one 'listen'");
+	if (cfg->postmaster[0] && (!strchr(cfg->postmaster, '@') || strchr(cfg->postmaster, ' ')))
+		perr(p, "postmaster must be an address user@domain");
 	if (!!cfg->tls_cert[0] != !!cfg->tls_key[0])
 		perr(p, "tls_cert and tls_key go together");
 	for (unsigned i = 0; i < cfg->nlisten; i++)

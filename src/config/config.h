@@ -66,6 +66,7 @@ struct config {
 	char tls_cert[CONFIG_PATH_MAX];
 	char tls_key[CONFIG_PATH_MAX];
 	char tls_client_ca[CONFIG_PATH_MAX];
+	char postmaster[CONFIG_HOST_MAX]; /* where RCPT TO:<postmaster> goes; "" = host name */
 
 	/* [log] */
 	int log_syslog;

@@ -53,8 +53,18 @@ static void on_read(struct bufferevent *bev, void *arg)
 	c->cb(c, CONN_EV_READ, c->arg);
 }
 
+/* Connections still flushing their last reply, so a stopping worker can wait for them. */
+static unsigned conn_lingering;
+
+unsigned conn_lingering_count(void)
+{
+	return conn_lingering;
+}
+
 static void conn_destroy(struct conn *c)
 {
+	if (c->lingering)
+		conn_lingering--;
 	if (c->linger_poll)
 		event_free(c->linger_poll);
 	if (c->bev)
@@ -168,6 +178,7 @@ void conn_free_after_flush(struct conn **cp)
 		return;
 	}
 	c->lingering = 1;
+	conn_lingering++;
 	conn_update_read(c);
 	if (c->timeout == 0 || c->timeout > CONN_LINGER_SECONDS) {
 		c->timeout = CONN_LINGER_SECONDS;

@@ -29,6 +29,9 @@ void conn_free(struct conn **c);
 /* Stops reading, lets buffered output drain (bounded by the last timeout), then frees itself. */
 void conn_free_after_flush(struct conn **c);
 
+/* Connections of this process still flushing their last reply after conn_free_after_flush. */
+unsigned conn_lingering_count(void);
+
 /* Read and write timeouts in seconds (0 = none). */
 void conn_set_timeout(struct conn *c, unsigned seconds);
 void conn_pause_read(struct conn *c);

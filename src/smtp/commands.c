@@ -16,6 +16,7 @@
 #include "smtp/server.h"
 #include "smtp/session_private.h"
 #include "util/log.h"
+#include "util/strutil.h"
 #include "util/xmalloc.h"
 
 /* Upper bound on RCPT commands per transaction, accepted or not, so a client cannot probe
@@ -278,6 +279,19 @@ static int rcpt_domain_to_alabel(struct session *s)
 	return 0;
 }
 
+/* RFC 5321 4.5.1: <postmaster> without a domain must reach someone; the gateway has no
+ * mailbox, so it stands for the configured address, decided like any recipient. */
+static void postmaster_rewrite(struct session *s, const char *to)
+{
+	struct mailpath *p = &s->pending_rcpt;
+	const char *at = strrchr(to, '@');
+
+	snprintf(p->addr, sizeof(p->addr), "%s", to);
+	snprintf(p->local, sizeof(p->local), "%.*s", (int)(at - to), to);
+	snprintf(p->domain, sizeof(p->domain), "%s", at + 1);
+	str_lower(p->domain);
+}
+
 static void cmd_rcpt(struct session *s, char *args)
 {
 	struct esmtp_param params[SMTP_PARAMS_MAX];
@@ -321,6 +335,8 @@ static void cmd_rcpt(struct session *s, char *args)
 		session_reply(s, 250, "2.1.5", "Ok (duplicate recipient)");
 		return;
 	}
+	if (!s->pending_rcpt.domain[0] && cfg->postmaster[0])
+		postmaster_rewrite(s, cfg->postmaster);
 	if (s->pending_rcpt.has_utf8 && !s->pending_rcpt.is_literal && s->pending_rcpt.domain[0] &&
 	    rcpt_domain_to_alabel(s) < 0)
 		return;

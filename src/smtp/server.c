@@ -9,6 +9,7 @@
 
 #include "delivery/delivery.h"
 #include "event/bgjob.h"
+#include "event/conn.h"
 #include "event/listener.h"
 #include "event/tls.h"
 #include "policy/policy.h"
@@ -18,6 +19,9 @@
 
 /* On SIGTERM a worker stops accepting and gives open sessions this long to finish. */
 #define SHUTDOWN_GRACE_SECONDS 10
+/* Then the last replies get up to 50 x 20 ms to reach the clients. */
+#define SHUTDOWN_DRAIN_POLL_MS 20
+#define SHUTDOWN_DRAIN_POLLS 50
 
 struct worker {
 	struct server srv;
@@ -38,10 +42,27 @@ static void on_accept(int fd, const struct sockaddr *peer, socklen_t len,
 	session_start(srv, fd, peer, srv->cfg->listen[tag].proxy);
 }
 
+/* Stopping and no session left: wait (bounded) for the last replies to leave, then exit. */
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval tick = { 0, SHUTDOWN_DRAIN_POLL_MS * 1000 };
+
+	(void)fd;
+	(void)what;
+	if (conn_lingering_count() == 0 || ++srv->drain_polls > SHUTDOWN_DRAIN_POLLS) {
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	event_base_once(srv->base, -1, EV_TIMEOUT, on_drain, srv, &tick);
+}
+
 static void maybe_exit(struct server *srv)
 {
-	if (srv->stopping && srv->nsessions == 0)
-		event_base_loopexit(srv->base, NULL);
+	if (srv->stopping && srv->nsessions == 0 && !srv->draining) {
+		srv->draining = 1;
+		on_drain(-1, 0, srv);
+	}
 }
 
 void server_session_ended(struct server *srv)
@@ -58,7 +79,8 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_info("worker shutdown: %u sessions still open after %ds, closing them", srv->nsessions,
 		 SHUTDOWN_GRACE_SECONDS);
-	event_base_loopexit(srv->base, NULL);
+	session_close_all(srv); /* the last one to go calls maybe_exit */
+	maybe_exit(srv);
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)

@@ -10,6 +10,7 @@ struct policy;
 struct queue;
 struct bgjob_queue;
 struct listener;
+struct session;
 typedef struct ssl_ctx_st SSL_CTX;
 
 /* What the master prepares before forking: the config and one listening fd per worker and
@@ -32,7 +33,10 @@ struct server {
 	unsigned nlisteners;
 	unsigned max_sessions; /* this worker's share of cfg->max_sessions */
 	unsigned nsessions;
+	struct session *sessions;
 	int stopping;
+	int draining;
+	unsigned drain_polls;
 };
 
 /* Entry point for workers_run(); arg is a struct server_setup. Indexes 0..nworkers-1 are SMTP

@@ -35,6 +35,12 @@ static void session_destroy(struct session *s)
 {
 	struct server *srv = s->srv;
 
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
 	queue_msg_abort(&s->msg);
 	policy_session_free(&s->ps);
 	conn_free_after_flush(&s->conn);
@@ -165,15 +171,18 @@ static int command_step(struct session *s)
 	size_t len;
 	int crlf;
 
+	if (s->skipping_line) {
+		/* the rest of an over-long line, arriving later: it must never run as a command */
+		if (conn_input_len(s->conn) == 0)
+			return 0;
+		s->skipping_line = !conn_skip_line(s->conn);
+		return 1;
+	}
 	switch (conn_read_line(s->conn, SMTP_CMD_LINE_MAX, line, sizeof(line), &len, &crlf)) {
 	case CONN_LINE_AGAIN:
 		return 0;
 	case CONN_LINE_TOOLONG:
-		/* Discard through the end of that line; it must not run as a command. */
-		while (!conn_skip_line(s->conn)) {
-			if (conn_input_len(s->conn) == 0)
-				break;
-		}
+		s->skipping_line = !conn_skip_line(s->conn);
 		session_reply(s, 500, "5.5.2", "Line too long (limit %d octets)", SMTP_CMD_LINE_MAX);
 		session_count_error(s);
 		return 1;
@@ -355,10 +364,11 @@ static void write_received(struct session *s, const char *tls)
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	/* RFC 5321 4.1.3: an IPv6 address literal is written [IPv6:...] */
 	n = snprintf(hdr, sizeof(hdr),
-		     "Received: from %s ([%s])\r\n\tby %s (mxgate) with %s id %s\r\n\t(%s%s)\r\n",
-		     s->helo, s->ip_str, s->srv->cfg->hostname, proto, s->qid,
-		     tls[0] ? "tls=" : "no TLS", tls);
+		     "Received: from %s ([%s%s])\r\n\tby %s (mxgate) with %s id %s\r\n\t(%s%s)\r\n",
+		     s->helo, ip_is_v4(&s->ip) ? "" : "IPv6:", s->ip_str, s->srv->cfg->hostname, proto,
+		     s->qid, tls[0] ? "tls=" : "no TLS", tls);
 	if (s->nrcpt == 1)
 		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "\tfor <%s>; %s\r\n", s->rcpts[0].addr,
 			      date);
@@ -450,14 +460,17 @@ void session_start(struct server *srv, int fd, const struct sockaddr *peer, int 
 
 	s->srv = srv;
 	srv->nsessions++;
+	s->next = srv->sessions;
+	if (s->next)
+		s->next->prev = s;
+	srv->sessions = s;
 	id_short(s->sid);
 	if (ip_from_sockaddr(peer, &s->ip, &s->port) < 0)
 		memset(&s->ip, 0, sizeof(s->ip));
 	ip_format(&s->ip, s->ip_str);
 	s->conn = conn_new(srv->base, fd, on_conn_event, s);
 	if (!s->conn) {
-		free(s);
-		server_session_ended(srv);
+		session_destroy(s);
 		return;
 	}
 	log_info("sid=%s smtp connect ip=%s port=%u sessions=%u", s->sid, s->ip_str, s->port,
@@ -482,4 +495,19 @@ void session_start(struct server *srv, int fd, const struct sockaddr *peer, int 
 		return;
 	}
 	session_client_known(s);
+}
+
+void session_close_all(struct server *srv)
+{
+	struct session *s = srv->sessions, *next;
+
+	for (; s; s = next) {
+		next = s->next;
+		if (s->dead)
+			continue;
+		session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later",
+			      srv->cfg->hostname);
+		session_close(s, "shutdown");
+		session_maybe_free(s);
+	}
 }

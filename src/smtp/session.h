@@ -10,4 +10,7 @@ struct server;
  * 'proxy', so a PROXY header must come first, and only from a proxy_from peer. */
 void session_start(struct server *srv, int fd, const struct sockaddr *peer, int expect_proxy);
 
+/* Shutdown: every open session gets "421 4.3.2" and is closed. */
+void session_close_all(struct server *srv);
+
 #endif

@@ -40,6 +40,7 @@ struct session_rcpt {
 
 struct session {
 	struct server *srv;
+	struct session *prev, *next; /* the server's list, for closing at shutdown */
 	struct conn *conn;
 	struct policy_session *ps; /* snapshot + DNSBL lookups, from connect (after PROXY) on */
 	char sid[SHORT_ID_LEN + 1];
@@ -77,6 +78,7 @@ struct session {
 	struct mailpath pending_rcpt;
 	char pending_params[SMTP_RCPT_PARAMS_MAX];
 
+	int skipping_line; /* discarding the rest of an over-long command line */
 	int busy;    /* an asynchronous step (policy, commit) is under way: read no input */
 	int running; /* inside session_run(): completions must not re-enter it */
 	int dead;    /* closed; freed once nothing refers to it */

@@ -149,17 +149,12 @@ def test_short_help_option(mxgate_bin):
     assert res.stdout.startswith("usage: mxgate")
 
 
-@pytest.mark.xfail(reason="BUG: `mxgate --help` is parsed by getopt() without long options: "
-                          "\"invalid option -- '-'\", exit 2", strict=True)
 def test_long_help_option(mxgate_bin):
     res = run_mxgate("--help")
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("usage: mxgate")
 
 
-@pytest.mark.xfail(reason="BUG: `mxgate serve --help` leaks the config struct allocated "
-                          "before option parsing; under ASan it exits 1 and loses its output",
-                   strict=True)
 def test_serve_help(mxgate_bin):
     res = run_mxgate("serve", "--help")
     assert "ERROR: LeakSanitizer" not in res.stderr
@@ -167,9 +162,6 @@ def test_serve_help(mxgate_bin):
     assert res.stdout.startswith("usage: mxgate [-c FILE] serve")
 
 
-@pytest.mark.xfail(reason="BUG: `mxgate check-config --help` leaks the config struct allocated "
-                          "before option parsing; under ASan it exits 1 and loses its output",
-                   strict=True)
 def test_check_config_help(mxgate_bin):
     res = run_mxgate("check-config", "--help")
     assert "ERROR: LeakSanitizer" not in res.stderr

@@ -40,8 +40,6 @@ def test_overlong_line_does_not_run_as_a_command(mxgate):
         assert [(r.code, r.enhanced) for r in rs] == [(500, "5.5.2"), (214, "2.0.0")]
 
 
-@pytest.mark.xfail(reason="BUG: the tail of an over-long command line that arrives in a later "
-                          "TCP segment is executed as a separate command", strict=True)
 def test_overlong_line_split_across_segments_does_not_run_its_tail(mxgate):
     with mxgate.raw() as c:
         c.greeting()

@@ -251,6 +251,7 @@ static const struct set_case set_cases[] = {
 	U("policy", "dnsbl_health_interval", "86400", dnsbl_health_interval, 86400),
 	U("policy", "reload_interval_ms", "50", reload_interval_ms, 50),
 	U("policy", "reload_interval_ms", "60000", reload_interval_ms, 60000),
+	S("server", "postmaster", "pm@example.test", postmaster, "pm@example.test"),
 	U("delivery", "retry_first", "1", retry_first, 1),
 	U("delivery", "retry_max", "86400", retry_max, 86400),
 	U("delivery", "max_lifetime", "2592000", max_lifetime, 2592000),
