@@ -39,7 +39,7 @@ static void usage_main(FILE *out)
 		"  lint           warn about risky policy settings, each with the fix\n"
 		"  ndr CODE       explain a status code: cause, who acts, how to fix it\n"
 		"  queue list|show|retry|hold|release|delete   the delivery queue\n"
-		"  tenant|domain|connector|allow|block ACTION ...\n"
+		"  tenant|domain|connector|allow|block|recipient ACTION ...\n"
 		"                 manage the policy store (`mxgate tenant --help`)\n"
 		"\n"
 		"Options:\n"

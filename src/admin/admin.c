@@ -39,6 +39,11 @@ static const struct opt_spec opt_specs[OPT_COUNT] = {
 			      "partner only: reject its mail on sessions without TLS" },
 	[OPT_COMMENT] = { "comment", "TEXT", 0, "why the entry exists (at most 200 bytes)" },
 	[OPT_JSON] = { "json", NULL, 0, "print a JSON array instead of a table" },
+	[OPT_RECIPIENT_CHECK] = { "recipient-check", "MODE", 0,
+				  "off (the default): accept any recipient;\n"
+				  "directory: refuse (550 5.1.1) recipients that are not in\n"
+				  "the tenant's recipient directory (`mxgate recipient`);\n"
+				  "probe (ask the tenant's server) comes later" },
 };
 
 struct family {
@@ -58,6 +63,10 @@ static const struct family families[] = {
 	{ "block", "A tenant's IP Block list: matching clients are rejected for the tenant's\n"
 		   "recipients (the most specific Allow or Block entry wins; Block wins ties).",
 	  IP_LIST_BLOCK },
+	{ "recipient", "A tenant's recipient directory. After `mxgate tenant set TENANT\n"
+		       "--recipient-check directory`, mail to an address that is not listed is\n"
+		       "refused at RCPT (550 5.1.1). *@DOMAIN lists every address at DOMAIN.\n"
+		       "Local parts match ignoring the case of ASCII letters.", 0 },
 };
 
 #define IP_ADD_HELP "Adds an address (a host entry, /32 or /128) or a CIDR range to the list.\n" \
@@ -70,6 +79,11 @@ static const struct admin_cmd commands[] = {
 	{ "tenant", "remove", "NAME", "remove a tenant and everything it has",
 	  "Removes a tenant together with its domains, connectors and IP list entries.",
 	  { "NAME" }, 1, 1, 0, 0, admin_tenant_remove },
+	{ "tenant", "set", "NAME --recipient-check off|directory", "change a tenant's settings",
+	  "Changes a tenant's settings. --recipient-check directory refuses mail to\n"
+	  "addresses that are not in the tenant's recipient directory; fill the directory\n"
+	  "first (mxgate recipient add|import).", { "NAME" }, 1, 1,
+	  OPT_BIT(OPT_RECIPIENT_CHECK), OPT_BIT(OPT_RECIPIENT_CHECK), admin_tenant_set },
 	{ "tenant", "list", "[--json]", "list tenants",
 	  "Lists tenants with their route and how many domains, connectors and entries they have.",
 	  { NULL }, 0, 0, OPT_BIT(OPT_JSON), 0, admin_tenant_list },
@@ -108,6 +122,22 @@ static const struct admin_cmd commands[] = {
 	{ "block", "list", "TENANT [--json]", "list a tenant's entries",
 	  "Lists the tenant's entries in address order.", { "TENANT" }, 1, 1, OPT_BIT(OPT_JSON),
 	  0, admin_ip_list },
+	{ "recipient", "add", "TENANT ADDRESS", "add an address",
+	  "Adds ADDRESS (LOCAL@DOMAIN, or *@DOMAIN for every address at DOMAIN) to the\n"
+	  "tenant's recipient directory. DOMAIN must be one of the tenant's domains.",
+	  { "TENANT", "ADDRESS" }, 2, 2, 0, 0, admin_recipient_add },
+	{ "recipient", "remove", "TENANT ADDRESS", "remove an address",
+	  "Removes ADDRESS (matched ignoring the case of ASCII letters).",
+	  { "TENANT", "ADDRESS" }, 2, 2, 0, 0, admin_recipient_remove },
+	{ "recipient", "import", "TENANT FILE", "add every address of a file",
+	  "Adds the addresses in FILE ('-' reads standard input), one per line; blank\n"
+	  "lines and lines starting with '#' are skipped. All or nothing: one bad line\n"
+	  "refuses the file, naming the line. Addresses already listed are skipped, so\n"
+	  "importing a file again changes nothing.",
+	  { "TENANT", "FILE" }, 2, 2, 0, 0, admin_recipient_import },
+	{ "recipient", "list", "TENANT [--json]", "list a tenant's addresses",
+	  "Prints the tenant's recipient directory, one address per line by domain (the\n"
+	  "import format).", { "TENANT" }, 1, 1, OPT_BIT(OPT_JSON), 0, admin_recipient_list },
 };
 
 /* ---- lookup and usage ----------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* admin_private: what the files of the admin module share. admin.c holds the one command
  * registry and the CLI front end (arguments, usage, dispatch); output.c the text table,
- * JSON and time helpers; tenant.c, domain.c, connector.c and iplist.c one family each.
+ * JSON and time helpers; tenant.c, domain.c, connector.c, iplist.c and recipient.c one
+ * family each (recipient.c also has `tenant set`).
  * Handlers see parsed arguments and an open store, never argv. */
 #ifndef MXG_ADMIN_PRIVATE_H
 #define MXG_ADMIN_PRIVATE_H
@@ -26,6 +27,7 @@ enum admin_opt {
 	OPT_REQUIRE_TLS,
 	OPT_COMMENT,
 	OPT_JSON,
+	OPT_RECIPIENT_CHECK,
 	OPT_COUNT
 };
 #define OPT_BIT(o) (1u << (o))
@@ -73,6 +75,11 @@ int admin_connector_list(struct admin_ctx *ctx);
 int admin_ip_add(struct admin_ctx *ctx);
 int admin_ip_remove(struct admin_ctx *ctx);
 int admin_ip_list(struct admin_ctx *ctx);
+int admin_tenant_set(struct admin_ctx *ctx);
+int admin_recipient_add(struct admin_ctx *ctx);
+int admin_recipient_remove(struct admin_ctx *ctx);
+int admin_recipient_import(struct admin_ctx *ctx);
+int admin_recipient_list(struct admin_ctx *ctx);
 
 /* --- output.c ------------------------------------------------------------------------- */
 

@@ -279,6 +279,131 @@ static const struct model_ip_entry *rule_ip_lists(const struct engine_request *r
 	return e;
 }
 
+/* The local part of an address as sent, in the directory's canonical form: a quoted-string
+ * loses its quotes and backslashes ("b\"ob"@x -> b"ob). Returns -1 when it is empty or longer
+ * than MODEL_LOCAL_MAX, so no directory entry can match. */
+static int rcpt_local(const char *rcpt, char out[MODEL_LOCAL_MAX + 1])
+{
+	const char *at = strrchr(rcpt, '@');
+	size_t len = at ? (size_t)(at - rcpt) : strlen(rcpt), n = 0;
+
+	if (len >= 2 && rcpt[0] == '"' && rcpt[len - 1] == '"') {
+		for (size_t i = 1; i + 1 < len; i++) {
+			if (rcpt[i] == '\\' && i + 2 < len)
+				i++;
+			if (n == MODEL_LOCAL_MAX)
+				return -1;
+			out[n++] = rcpt[i];
+		}
+	} else {
+		if (len > MODEL_LOCAL_MAX)
+			return -1;
+		memcpy(out, rcpt, len);
+		n = len;
+	}
+	out[n] = '\0';
+	return n ? 0 : -1;
+}
+
+/* Copies an address for a reply text: quotes and backslashes (of a quoted local part) and
+ * control bytes become '?', so the text needs no escaping where it is quoted again (logs). */
+static void text_safe(const char *in, char *out, size_t outsz)
+{
+	size_t n = 0;
+
+	for (; *in && n + 1 < outsz; in++) {
+		unsigned char c = (unsigned char)*in;
+		out[n++] = c == '"' || c == '\\' || c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	out[n] = '\0';
+}
+
+/* Refuses an address the tenant does not have: 550 5.1.1 naming the address and its domain,
+ * never the tenant's route (what decided goes to the list and entry, for logs). */
+static int recipient_unknown(const struct engine_request *rq, struct engine_verdict *v,
+			     const char *how, const struct model_tenant *t, const char *entry)
+{
+	char shown[ENGINE_FIELD_MAX];
+
+	text_safe(rq->rcpt, shown, sizeof(shown));
+	set_reject(v, 550, "5.1.1", "recipient-unknown");
+	v->reason = "recipient-unknown";
+	snprintf(v->list, sizeof(v->list), "recipient %s of tenant %s", how, t->name);
+	snprintf(v->entry, sizeof(v->entry), "%s", entry);
+	snprintf(v->text, sizeof(v->text), "Recipient address rejected: %s does not exist at %s",
+		 shown, rq->rcpt_domain);
+	return 1;
+}
+
+/* 3a with recipient check probe: the caller asked the tenant's server. Only a permanent
+ * refusal there refuses; no answer is a temporary failure, never a 550. */
+static int rule_recipient_probe(const struct engine_request *rq, const struct model_tenant *t,
+				struct engine_verdict *v, struct trace *tr)
+{
+	const struct engine_probe *p = rq->rcpt_probe;
+	char shown[ENGINE_FIELD_MAX];
+
+	if (p && p->state == ENGINE_PROBE_ACCEPTED) {
+		TRACE(tr, "recipient", "the server of tenant %s accepts %s (probe%s: %s)", t->name,
+		      rq->rcpt, p->cached ? ", cached" : "", p->detail);
+		return 0;
+	}
+	if (p && p->state == ENGINE_PROBE_REJECTED) {
+		TRACE(tr, "recipient", "the server of tenant %s refuses %s (probe%s: %s)", t->name,
+		      rq->rcpt, p->cached ? ", cached" : "", p->detail);
+		return recipient_unknown(rq, v, "probe", t, p->detail);
+	}
+	TRACE(tr, "recipient", "no answer from the server of tenant %s about %s (%s)", t->name,
+	      rq->rcpt, p ? p->detail : "no probe made");
+	text_safe(rq->rcpt, shown, sizeof(shown));
+	v->action = ENGINE_TEMPFAIL;
+	v->code = 451;
+	snprintf(v->enhanced, sizeof(v->enhanced), "4.4.3");
+	v->rule = "recipient-probe";
+	v->reason = "recipient-probe-failed";
+	snprintf(v->list, sizeof(v->list), "recipient probe of tenant %s", t->name);
+	snprintf(v->entry, sizeof(v->entry), "%s", p ? p->detail : "no probe made");
+	snprintf(v->text, sizeof(v->text), "Recipient address %s cannot be verified at %s right "
+		 "now; try again later", shown, rq->rcpt_domain);
+	return 1;
+}
+
+/* 3a. The tenant's recipient directory (or its server, asked by a probe): an address the
+ * tenant does not have is refused at RCPT, so mxgate never accepts mail that it would have
+ * to bounce to a forged sender. postmaster is exempt (RFC 5321 section 4.5.1). */
+static int rule_recipient(const struct engine_request *rq, const struct model_tenant *t,
+			  struct engine_verdict *v, struct trace *tr)
+{
+	char local[MODEL_LOCAL_MAX + 1];
+	enum model_rcpt_match m = MODEL_RCPT_UNKNOWN;
+	int have_local;
+
+	if (t->recipient_check == RCPT_CHECK_OFF) {
+		TRACE(tr, "recipient", "tenant %s does not check recipients (recipient check off)",
+		      t->name);
+		return 0;
+	}
+	have_local = rcpt_local(rq->rcpt, local) == 0;
+	if (have_local && strcasecmp(local, "postmaster") == 0) {
+		TRACE(tr, "recipient", "%s: postmaster is always accepted (RFC 5321 section 4.5.1), "
+		      "listed or not", rq->rcpt);
+		return 0;
+	}
+	if (t->recipient_check == RCPT_CHECK_PROBE)
+		return rule_recipient_probe(rq, t, v, tr);
+	if (have_local)
+		m = model_recipient_known(rq->snap, t, local, rq->rcpt_domain);
+	if (m == MODEL_RCPT_LISTED || m == MODEL_RCPT_CATCHALL) {
+		TRACE(tr, "recipient", "%s is in the recipient directory of tenant %s%s%s", rq->rcpt,
+		      t->name, m == MODEL_RCPT_CATCHALL ? " by its catch-all entry *@" : "",
+		      m == MODEL_RCPT_CATCHALL ? rq->rcpt_domain : "");
+		return 0;
+	}
+	TRACE(tr, "recipient", "%s is not in the recipient directory of tenant %s (%zu entries), "
+	      "nor is a catch-all *@%s", rq->rcpt, t->name, t->nrecipients, rq->rcpt_domain);
+	return recipient_unknown(rq, v, "directory", t, "");
+}
+
 static void dnsbl_reject_text(const struct engine_request *rq, struct engine_verdict *v)
 {
 	size_t off = (size_t)snprintf(v->text, sizeof(v->text),
@@ -345,6 +470,8 @@ void engine_decide(const struct engine_request *rq, struct engine_verdict *v, st
 			 "requires TLS", f.partner_tls->name, t->name);
 		goto done;
 	}
+	if (rule_recipient(rq, t, v, tr))
+		goto done;
 	if (e) {
 		describe_entry(e, v->entry, sizeof(v->entry));
 		snprintf(v->list, sizeof(v->list), "IP Allow list of tenant %s", t->name);
@@ -367,7 +494,8 @@ void engine_decide(const struct engine_request *rq, struct engine_verdict *v, st
 						     : "dnsbl-clean");
 done:
 	TRACE(tr, "decision", "%s by rule %s%s%s%s%s%s: %d %s %s",
-	      v->action == ENGINE_ACCEPT ? "accept" : "reject", v->rule, v->list[0] ? " (" : "",
+	      v->action == ENGINE_ACCEPT ? "accept"
+	      : v->action == ENGINE_REJECT ? "reject" : "tempfail", v->rule, v->list[0] ? " (" : "",
 	      v->list, v->entry[0] ? ", entry " : "", v->entry, v->list[0] ? ")" : "", v->code,
 	      v->enhanced, v->text);
 }

@@ -4,7 +4,11 @@
  * of (scope, prefix length, network) -> the values with exactly that prefix. A scope is a
  * tenant (its IP lists) or the global connector scope. Each scope keeps the distinct prefix
  * lengths it uses, longest first, so a longest-prefix lookup is one hash probe per distinct
- * length -- in practice a handful (/32, /24, /16 ...), whatever the number of entries. */
+ * length -- in practice a handful (/32, /24, /16 ...), whatever the number of entries.
+ *
+ * Recipient directories share one hash table keyed by (tenant, domain, local part folded to
+ * ASCII lower case), sized for a million entries and more: an entry is 24 bytes plus its
+ * local part in one text block, a slot 4 bytes, the table at most half full. */
 #include "policy/model.h"
 
 #include <stdio.h>
@@ -16,6 +20,8 @@
 
 #define SCOPE_CONNECTORS UINT32_MAX
 #define PREFIX_LENGTHS 129
+/* Offsets into the recipient text block are 32-bit; a directory never comes near 4 GiB. */
+#define RCPT_TEXT_MAX ((size_t)UINT32_MAX - 1)
 
 /* ---- growable arrays ------------------------------------------------------------------ */
 
@@ -166,6 +172,13 @@ static void lens_add(struct lens *l, uint8_t prefix)
 
 /* ---- snapshot ------------------------------------------------------------------------- */
 
+struct rcpt_entry {
+	uint64_t hash;
+	const char *domain; /* the tenant's own copy of the domain */
+	uint32_t local;     /* offset of the local part in rcpt_text */
+	uint32_t tenant;    /* tenant index */
+};
+
 struct domain_slot {
 	const char *domain;
 	const struct model_tenant *tenant;
@@ -190,6 +203,11 @@ struct model_snapshot {
 	struct lens conn_lens;
 	uint32_t *range_owner;       /* range index -> connector index */
 	char *arena;                 /* domains and comments */
+	struct rcpt_entry *rcpts;    /* recipient directory entries of every tenant */
+	size_t nrcpts;
+	uint32_t *rcpt_slots;        /* entry index + 1; 0 = empty; open addressing */
+	size_t rcpt_mask;
+	char *rcpt_text;             /* the entries' local parts (and the builder's domains) */
 };
 
 /* ---- builder -------------------------------------------------------------------------- */
@@ -197,6 +215,10 @@ struct model_snapshot {
 struct b_domain { uint32_t tenant_id; char *domain; };
 struct b_range { uint32_t connector_id; struct cidr range; };
 struct b_entry { uint32_t tenant_id; enum ip_list list; struct cidr net; char *comment; };
+struct b_check { uint32_t tenant_id; enum recipient_check check; };
+/* Recipients keep their texts in one block (a million strdups would dominate the load);
+ * consecutive entries of one domain share its text. */
+struct b_rcpt { uint32_t tenant_id, domain, local; /* offsets into rcpt_text */ };
 
 struct model_builder {
 	VEC(struct model_tenant) tenants;
@@ -204,6 +226,10 @@ struct model_builder {
 	VEC(struct model_connector) connectors;
 	VEC(struct b_range) ranges;
 	VEC(struct b_entry) entries;
+	VEC(struct b_check) checks;
+	VEC(struct b_rcpt) rcpts;
+	VEC(char) rcpt_text;
+	uint32_t last_domain; /* offset + 1 of the last recipient domain, 0 = none */
 };
 
 struct model_builder *model_builder_new(void)
@@ -226,6 +252,9 @@ void model_builder_free(struct model_builder **bp)
 	free(b->connectors.v);
 	free(b->ranges.v);
 	free(b->entries.v);
+	free(b->checks.v);
+	free(b->rcpts.v);
+	free(b->rcpt_text.v);
 	free(b);
 	*bp = NULL;
 }
@@ -290,6 +319,61 @@ int model_add_ip_entry(struct model_builder *b, uint32_t tenant_id, enum ip_list
 	struct b_entry e = { tenant_id, list, *net, xstrdup(comment ? comment : "") };
 
 	VEC_PUSH(b->entries, e);
+	return 0;
+}
+
+int model_set_recipient_check(struct model_builder *b, uint32_t tenant_id,
+			      enum recipient_check check)
+{
+	struct b_check c = { tenant_id, check };
+
+	if (!model_recipient_check_name(check))
+		return -1;
+	VEC_PUSH(b->checks, c);
+	return 0;
+}
+
+/* Appends len bytes and a NUL to the recipient text; the offset, or -1 when full. */
+static int64_t rcpt_text_add(struct model_builder *b, const char *text, size_t len)
+{
+	size_t off = b->rcpt_text.n;
+
+	if (len + 1 > RCPT_TEXT_MAX - off)
+		return -1;
+	if (b->rcpt_text.cap - off < len + 1) {
+		size_t cap = b->rcpt_text.cap ? b->rcpt_text.cap : 4096;
+		while (cap - off < len + 1)
+			cap *= 2;
+		b->rcpt_text.v = xrealloc(b->rcpt_text.v, cap);
+		b->rcpt_text.cap = cap;
+	}
+	memcpy(b->rcpt_text.v + off, text, len);
+	b->rcpt_text.v[off + len] = '\0';
+	b->rcpt_text.n = off + len + 1;
+	return (int64_t)off;
+}
+
+int model_add_recipient(struct model_builder *b, uint32_t tenant_id, const char *domain,
+			const char *local)
+{
+	size_t llen = strlen(local), dlen = strlen(domain);
+	struct b_rcpt r = { .tenant_id = tenant_id };
+	int64_t off;
+
+	if (llen == 0 || llen > MODEL_LOCAL_MAX || dlen == 0 || dlen > MODEL_DOMAIN_MAX)
+		return -1;
+	if (b->last_domain && strcmp(b->rcpt_text.v + b->last_domain - 1, domain) == 0) {
+		r.domain = b->last_domain - 1;
+	} else {
+		if ((off = rcpt_text_add(b, domain, dlen)) < 0)
+			return -1;
+		r.domain = (uint32_t)off;
+		b->last_domain = (uint32_t)off + 1;
+	}
+	if ((off = rcpt_text_add(b, local, llen)) < 0)
+		return -1;
+	r.local = (uint32_t)off;
+	VEC_PUSH(b->rcpts, r);
 	return 0;
 }
 
@@ -427,6 +511,100 @@ static void index_entries(struct model_snapshot *s, struct model_builder *b)
 	free(pairs);
 }
 
+static void apply_checks(struct model_snapshot *s, struct model_builder *b)
+{
+	for (size_t i = 0; i < b->checks.n; i++) {
+		struct model_tenant *t = tenant_by_id(s, b->checks.v[i].tenant_id);
+		if (t)
+			t->recipient_check = b->checks.v[i].check;
+	}
+}
+
+static unsigned char ascii_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+/* Local parts are equal when they differ at most in the case of ASCII letters. */
+static int local_eq(const char *a, const char *b)
+{
+	for (; *a && ascii_lower((unsigned char)*a) == ascii_lower((unsigned char)*b); a++, b++)
+		;
+	return *a == *b;
+}
+
+/* FNV-1a over the tenant, the domain and the folded local part, then a 64-bit finalizer so
+ * that the low bits (the slot) depend on every input byte. */
+static uint64_t rcpt_hash(uint32_t tenant, const char *domain, const char *local)
+{
+	uint64_t h = 1469598103934665603ULL ^ (tenant * 0x9e3779b97f4a7c15ULL);
+
+	for (; *domain; domain++)
+		h = (h ^ (unsigned char)*domain) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL; /* no domain has 0xff: separates domain and local */
+	for (; *local; local++)
+		h = (h ^ ascii_lower((unsigned char)*local)) * 1099511628211ULL;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static const struct rcpt_entry *rcpt_find(const struct model_snapshot *s, uint64_t h,
+					  uint32_t tenant, const char *domain, const char *local)
+{
+	for (size_t i = h & s->rcpt_mask; s->rcpt_slots[i]; i = (i + 1) & s->rcpt_mask) {
+		const struct rcpt_entry *e = &s->rcpts[s->rcpt_slots[i] - 1];
+		if (e->hash == h && e->tenant == tenant && strcmp(e->domain, domain) == 0 &&
+		    local_eq(s->rcpt_text + e->local, local))
+			return e;
+	}
+	return NULL;
+}
+
+/* The tenant's own copy of one of its domains, or NULL when the domain is not the tenant's. */
+static const char *tenant_domain(const struct model_snapshot *s, const struct model_tenant *t,
+				 const char *domain)
+{
+	size_t h = str_hash(domain) & s->domain_mask;
+
+	for (; s->domains[h].domain; h = (h + 1) & s->domain_mask)
+		if (strcmp(s->domains[h].domain, domain) == 0)
+			return s->domains[h].tenant == t ? s->domains[h].domain : NULL;
+	return NULL;
+}
+
+static void index_recipients(struct model_snapshot *s, struct model_builder *b)
+{
+	size_t cap = 16;
+
+	while (cap < b->rcpts.n * 2)
+		cap *= 2;
+	s->rcpt_mask = cap - 1;
+	s->rcpt_slots = xcalloc(cap, sizeof(*s->rcpt_slots));
+	s->rcpts = xcalloc(b->rcpts.n ? b->rcpts.n : 1, sizeof(*s->rcpts));
+	s->rcpt_text = b->rcpt_text.v ? b->rcpt_text.v : xcalloc(1, 1);
+	b->rcpt_text.v = NULL;
+	for (size_t i = 0; i < b->rcpts.n; i++) {
+		const struct b_rcpt *r = &b->rcpts.v[i];
+		struct model_tenant *t = tenant_by_id(s, r->tenant_id);
+		const char *domain = t ? tenant_domain(s, t, s->rcpt_text + r->domain) : NULL;
+		if (!domain)
+			continue;
+		uint32_t ti = (uint32_t)(t - s->tenants);
+		const char *local = s->rcpt_text + r->local;
+		uint64_t h = rcpt_hash(ti, domain, local);
+		if (rcpt_find(s, h, ti, domain, local))
+			continue;
+		s->rcpts[s->nrcpts] = (struct rcpt_entry){ h, domain, r->local, ti };
+		size_t slot = h & s->rcpt_mask;
+		while (s->rcpt_slots[slot])
+			slot = (slot + 1) & s->rcpt_mask;
+		s->rcpt_slots[slot] = (uint32_t)++s->nrcpts;
+		t->nrecipients++;
+	}
+}
+
 struct model_snapshot *model_builder_finish(struct model_builder **bp, uint64_t generation)
 {
 	struct model_builder *b = *bp;
@@ -445,6 +623,8 @@ struct model_snapshot *model_builder_finish(struct model_builder **bp, uint64_t 
 	index_domains(s, b);
 	index_connectors(s, b);
 	index_entries(s, b);
+	apply_checks(s, b);
+	index_recipients(s, b);
 	model_builder_free(bp);
 	return s;
 }
@@ -477,6 +657,9 @@ static void snapshot_free(struct model_snapshot *s)
 	free(s->range_owner);
 	free(s->entries);
 	free(s->tenant_lens);
+	free(s->rcpts);
+	free(s->rcpt_slots);
+	free(s->rcpt_text);
 	ptab_free(&s->ip_tab);
 	ptab_free(&s->conn_tab);
 	free(s);
@@ -665,4 +848,32 @@ void model_connectors_matching_tls(const struct model_snapshot *s, const char *n
 		if (s->connectors[i].tenant && s->connectors[i].tls_name[0] &&
 		    strcasecmp(s->connectors[i].tls_name, name) == 0)
 			fn(&s->connectors[i], arg);
+}
+
+enum model_rcpt_match model_recipient_known(const struct model_snapshot *s,
+					    const struct model_tenant *t, const char *local,
+					    const char *domain)
+{
+	uint32_t ti;
+
+	if (!t || t->nrecipients == 0)
+		return MODEL_RCPT_UNKNOWN;
+	ti = (uint32_t)(t - s->tenants);
+	if (rcpt_find(s, rcpt_hash(ti, domain, local), ti, domain, local))
+		return strcmp(local, MODEL_RCPT_WILDCARD) == 0 ? MODEL_RCPT_CATCHALL
+							       : MODEL_RCPT_LISTED;
+	if (rcpt_find(s, rcpt_hash(ti, domain, MODEL_RCPT_WILDCARD), ti, domain,
+		      MODEL_RCPT_WILDCARD))
+		return MODEL_RCPT_CATCHALL;
+	return MODEL_RCPT_UNKNOWN;
+}
+
+const char *model_recipient_check_name(enum recipient_check check)
+{
+	switch (check) {
+	case RCPT_CHECK_OFF: return "off";
+	case RCPT_CHECK_DIRECTORY: return "directory";
+	case RCPT_CHECK_PROBE: return "probe";
+	}
+	return NULL;
 }

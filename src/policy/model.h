@@ -1,5 +1,6 @@
 /* model: an immutable snapshot of the policy store (tenants, accepted domains, connectors,
- * IP Allow and Block lists), built once and then only read, by any number of sessions.
+ * IP Allow and Block lists, recipient directories), built once and then only read, by any
+ * number of sessions.
  *
  * A worker swaps in a new snapshot when the store changes; a session keeps the snapshot it
  * started with (reference counted), so a change never alters a decision half-way through a
@@ -20,9 +21,24 @@
 #define MODEL_DOMAIN_MAX 253
 #define MODEL_TLS_NAME_MAX 253
 #define MODEL_COMMENT_MAX 200
+#define MODEL_LOCAL_MAX 64     /* a recipient's local part in octets (RFC 5321 4.5.3.1.1) */
+#define MODEL_RCPT_WILDCARD "*" /* the local part of a catch-all entry: "*@domain" */
 
 enum connector_type { CONNECTOR_ONPREM, CONNECTOR_PARTNER };
 enum ip_list { IP_LIST_ALLOW = 1, IP_LIST_BLOCK = 2 };
+
+/* How a tenant's recipients are checked at RCPT (docs/policy-precedence.md, rule 3a): not at
+ * all, against the tenant's recipient directory, or by asking the tenant's server (the
+ * caller's probe answer, struct engine_request.rcpt_probe; the store does not let an admin
+ * choose it yet). */
+enum recipient_check { RCPT_CHECK_OFF = 0, RCPT_CHECK_DIRECTORY = 1, RCPT_CHECK_PROBE = 2 };
+
+/* What model_recipient_known found. */
+enum model_rcpt_match {
+	MODEL_RCPT_UNKNOWN = 0,  /* neither the address nor a catch-all of its domain */
+	MODEL_RCPT_LISTED = 1,   /* the address itself */
+	MODEL_RCPT_CATCHALL = 2, /* only the catch-all entry "*@domain" */
+};
 
 struct model_tenant {
 	uint32_t id;
@@ -33,6 +49,8 @@ struct model_tenant {
 	struct model_connector **connectors;
 	size_t nconnectors;
 	size_t nallow, nblock;
+	enum recipient_check recipient_check; /* RCPT_CHECK_OFF unless set */
+	size_t nrecipients;                   /* directory entries, catch-alls included */
 };
 
 struct model_connector {
@@ -74,6 +92,17 @@ int model_add_connector_range(struct model_builder *b, uint32_t connector_id,
 			      const struct cidr *range);
 int model_add_ip_entry(struct model_builder *b, uint32_t tenant_id, enum ip_list list,
 		       const struct cidr *net, const char *comment);
+/* Sets a tenant's recipient check (default RCPT_CHECK_OFF); the last call for a tenant wins.
+ * -1 for a value outside enum recipient_check. */
+int model_set_recipient_check(struct model_builder *b, uint32_t tenant_id,
+			      enum recipient_check check);
+/* Adds local@domain to the tenant's recipient directory. domain: A-label, lower case, one of
+ * the tenant's domains (an entry at another domain is dropped in finish). local: the
+ * canonical local part (a quoted-string without its quotes and backslashes), 1..64 octets;
+ * MODEL_RCPT_WILDCARD makes the entry the domain's catch-all. An entry equal to an earlier
+ * one (local part compared as in model_recipient_known) is dropped. */
+int model_add_recipient(struct model_builder *b, uint32_t tenant_id, const char *domain,
+			const char *local);
 /* Indexes everything and returns the snapshot (reference count 1); frees the builder. */
 struct model_snapshot *model_builder_finish(struct model_builder **b, uint64_t generation);
 void model_builder_free(struct model_builder **b);
@@ -113,5 +142,16 @@ void model_connectors_matching_ip(const struct model_snapshot *s, const struct i
 void model_connectors_matching_tls(const struct model_snapshot *s, const char *name,
 				   void (*fn)(const struct model_connector *c, void *arg),
 				   void *arg);
+
+/* Looks local@domain up in t's recipient directory: one or two hash probes, whatever the
+ * size of the directory. local is canonical (see model_add_recipient) and compared with the
+ * entries case-insensitively for ASCII letters only (other octets, e.g. UTF-8, exactly);
+ * domain exactly (lower case, A-label). The address itself wins over its domain's catch-all.
+ * Does not look at t->recipient_check. */
+enum model_rcpt_match model_recipient_known(const struct model_snapshot *s,
+					    const struct model_tenant *t, const char *local,
+					    const char *domain);
+/* "off", "directory", "probe"; NULL for a value outside the enum. */
+const char *model_recipient_check_name(enum recipient_check check);
 
 #endif

@@ -401,3 +401,342 @@ int store_ip_remove(struct store *st, const char *tenant, enum ip_list list, con
 		return rc;
 	return store_change(st, ip_remove_tx, &a, err, esz);
 }
+
+/* ---- recipient validation ------------------------------------------------------------- */
+
+struct check_args {
+	const char *tenant;
+	enum recipient_check check;
+};
+
+static int check_set_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	const struct check_args *a = arg;
+	char tenant[MODEL_NAME_MAX + 1];
+	sqlite3_stmt *s;
+	int64_t tid;
+	int rc = store_tenant_need(st, a->tenant, &tid, tenant, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	if (store_stmt(st, &s, "UPDATE tenants SET recipient_check = ? WHERE id = ?", err, esz,
+		       "ti", model_recipient_check_name(a->check), tid) != STORE_OK)
+		return STORE_FAILED;
+	return store_run(st, s, "setting the recipient check", err, esz);
+}
+
+int store_tenant_set_recipient_check(struct store *st, const char *tenant,
+				     enum recipient_check check, char *err, size_t esz)
+{
+	struct check_args a = { tenant, check };
+
+	if (check != RCPT_CHECK_OFF && check != RCPT_CHECK_DIRECTORY)
+		return store_refuse(err, esz, "the recipient check must be off or directory");
+	return store_change(st, check_set_tx, &a, err, esz);
+}
+
+/* A tenant's domains, read once per change: an import checks every line against them. */
+struct tenant_domains {
+	char (*v)[MODEL_DOMAIN_MAX + 1];
+	size_t n;
+};
+
+static int tenant_domains_read(struct store *st, int64_t tid, struct tenant_domains *d,
+			       char *err, size_t esz)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (store_stmt(st, &s, "SELECT domain FROM domains WHERE tenant_id = ? ORDER BY domain",
+		       err, esz, "i", tid) != STORE_OK)
+		return STORE_FAILED;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		d->v = xrealloc(d->v, (d->n + 1) * sizeof(*d->v));
+		snprintf(d->v[d->n++], sizeof(d->v[0]), "%s", (const char *)sqlite3_column_text(s, 0));
+	}
+	if (rc != SQLITE_DONE)
+		store_fail(st, "reading the tenant's domains", err, esz);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_FAILED;
+}
+
+static int domain_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, elem);
+}
+
+/* The domains are in strcmp order (ORDER BY domain, BINARY collation). */
+static int tenant_domains_has(const struct tenant_domains *d, const char *domain)
+{
+	return d->n && bsearch(domain, d->v, d->n, sizeof(*d->v), domain_cmp) != NULL;
+}
+
+/* Refuses an address whose domain is not the tenant's, saying whose it is or what the
+ * tenant's are. */
+static int domain_not_tenants(struct store *st, const char *tenant,
+			      const struct tenant_domains *d, const char *address,
+			      const char *domain, char *err, size_t esz)
+{
+	char owner[MODEL_NAME_MAX + 1], q[STORE_QUOTE_MAX + 4], list[160] = "";
+	sqlite3_stmt *s;
+	int rc;
+
+	if (store_stmt(st, &s, "SELECT t.name FROM domains d JOIN tenants t ON t.id = d.tenant_id "
+			       "WHERE d.domain = ?", err, esz, "t", domain) != STORE_OK)
+		return STORE_FAILED;
+	rc = query_text(st, s, owner, sizeof(owner), "looking up the domain", err, esz);
+	if (rc < 0)
+		return STORE_FAILED;
+	store_quote(address, q, sizeof(q));
+	if (rc == 1)
+		return store_refuse(err, esz, "address %s: domain %s belongs to tenant %s, not to "
+					      "tenant %s", q, domain, owner, tenant);
+	for (size_t i = 0, off = 0; i < d->n && off < sizeof(list); i++) {
+		int n = snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "", d->v[i]);
+		off += n > 0 ? (size_t)n : 0;
+	}
+	if (d->n == 0)
+		return store_refuse(err, esz, "address %s: tenant %s has no domains; add the domain "
+					      "first (mxgate domain add %s %s)", q, tenant, tenant,
+				    domain);
+	return store_refuse(err, esz, "address %s: domain %s is not one of tenant %s's domains "
+				      "(%s)", q, domain, tenant, list);
+}
+
+struct rcpt_args {
+	const char *tenant;
+	const char *address;
+	char local[MODEL_LOCAL_MAX + 1];
+	char domain[MODEL_DOMAIN_MAX + 1];
+};
+
+static int rcpt_add_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	const struct rcpt_args *a = arg;
+	char tenant[MODEL_NAME_MAX + 1], found[MODEL_LOCAL_MAX + 1], shown[STORE_ADDRESS_MAX + 1];
+	struct tenant_domains d = { 0 };
+	sqlite3_stmt *s;
+	int64_t tid;
+	int rc = store_tenant_need(st, a->tenant, &tid, tenant, err, esz);
+
+	if (rc == STORE_OK)
+		rc = tenant_domains_read(st, tid, &d, err, esz);
+	if (rc == STORE_OK && !tenant_domains_has(&d, a->domain))
+		rc = domain_not_tenants(st, tenant, &d, a->address, a->domain, err, esz);
+	free(d.v);
+	if (rc != STORE_OK)
+		return rc;
+	if (store_stmt(st, &s, "SELECT local FROM recipients WHERE tenant_id = ? AND domain = ? "
+			       "AND local = ?", err, esz, "itt", tid, a->domain, a->local) != STORE_OK)
+		return STORE_FAILED;
+	rc = query_text(st, s, found, sizeof(found), "looking up the address", err, esz);
+	if (rc == 1)
+		return store_refuse(err, esz, "%s is already in the recipient directory of tenant %s",
+				    store_address_format(found, a->domain, shown, sizeof(shown)),
+				    tenant);
+	if (rc != 0)
+		return rc;
+	if (store_stmt(st, &s, "INSERT INTO recipients (tenant_id, domain, local, created) "
+			       "VALUES (?, ?, ?, ?)", err, esz, "itti", tid, a->domain, a->local,
+		       now()) != STORE_OK)
+		return STORE_FAILED;
+	return store_run(st, s, "adding the address", err, esz);
+}
+
+int store_recipient_add(struct store *st, const char *tenant, const char *address, char *err,
+			size_t esz)
+{
+	struct rcpt_args a = { .tenant = tenant, .address = address };
+	int rc = store_address_normalize(address, a.local, a.domain, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	return store_change(st, rcpt_add_tx, &a, err, esz);
+}
+
+static int rcpt_remove_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	const struct rcpt_args *a = arg;
+	char tenant[MODEL_NAME_MAX + 1], shown[STORE_ADDRESS_MAX + 1];
+	sqlite3_stmt *s;
+	int64_t tid;
+	int rc = store_tenant_need(st, a->tenant, &tid, tenant, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	if (store_stmt(st, &s, "DELETE FROM recipients WHERE tenant_id = ? AND domain = ? AND "
+			       "local = ?", err, esz, "itt", tid, a->domain, a->local) != STORE_OK)
+		return STORE_FAILED;
+	rc = delete_rows(st, s, "removing the address", err, esz);
+	if (rc == 0)
+		return store_refuse(err, esz, "%s is not in the recipient directory of tenant %s",
+				    store_address_format(a->local, a->domain, shown, sizeof(shown)),
+				    tenant);
+	return rc < 0 ? rc : STORE_OK;
+}
+
+int store_recipient_remove(struct store *st, const char *tenant, const char *address,
+			   char *err, size_t esz)
+{
+	struct rcpt_args a = { .tenant = tenant, .address = address };
+	int rc = store_address_normalize(address, a.local, a.domain, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	return store_change(st, rcpt_remove_tx, &a, err, esz);
+}
+
+/* ---- import --------------------------------------------------------------------------- */
+
+struct import_args {
+	const char *tenant;
+	const char *source;
+	const struct store_import_line *lines;
+	size_t nlines;
+	struct store_import_result res;
+	int64_t created;
+	/* the first refusal and how many lines were bad */
+	char first[STORE_ERR_MAX];
+	size_t first_line, nbad;
+};
+
+/* Normalizes one line. Domains seen before are not converted again: an import names a
+ * tenant's few domains over and over, and the IDN conversion is the costly part. */
+#define IMPORT_DOMAIN_CACHE 16
+
+struct import_cursor {
+	struct {
+		char raw[MODEL_DOMAIN_MAX + 1]; /* as given */
+		char norm[MODEL_DOMAIN_MAX + 1];
+	} seen[IMPORT_DOMAIN_CACHE];
+	size_t nseen, next; /* next: the slot to reuse when full */
+	char local[MODEL_LOCAL_MAX + 1];
+	const char *domain; /* normalized, into seen[] */
+};
+
+static int import_norm(struct import_cursor *c, const char *text, char *err, size_t esz)
+{
+	const char *raw;
+	int rc = store_address_split(text, c->local, &raw, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	for (size_t i = 0; i < c->nseen; i++) {
+		if (strcmp(c->seen[i].raw, raw) == 0) {
+			c->domain = c->seen[i].norm;
+			return STORE_OK;
+		}
+	}
+	size_t slot = c->nseen < IMPORT_DOMAIN_CACHE ? c->nseen++ : c->next++ % IMPORT_DOMAIN_CACHE;
+	if ((rc = store_domain_normalize(raw, c->seen[slot].norm, err, esz)) != STORE_OK ||
+	    strlen(raw) >= sizeof(c->seen[slot].raw)) {
+		c->seen[slot].raw[0] = '\0'; /* matches no domain: split refuses empty ones */
+		c->domain = c->seen[slot].norm;
+		return rc;
+	}
+	strcpy(c->seen[slot].raw, raw);
+	c->domain = c->seen[slot].norm;
+	return STORE_OK;
+}
+
+/* Records a bad line; only the first one's sentence is kept. */
+static void import_bad(struct import_args *a, size_t line, const char *why)
+{
+	if (a->nbad++ == 0) {
+		a->first_line = line;
+		snprintf(a->first, sizeof(a->first), "%s", why);
+	}
+}
+
+/* Inserts one normalized address; counts it as added or already there. */
+static int import_insert(struct store *st, struct import_args *a, sqlite3_stmt *ins,
+			 int64_t tid, const struct import_cursor *c, char *err, size_t esz)
+{
+	sqlite3_reset(ins);
+	if (sqlite3_bind_int64(ins, 1, tid) != SQLITE_OK ||
+	    sqlite3_bind_text(ins, 2, c->domain, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(ins, 3, c->local, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(ins, 4, a->created) != SQLITE_OK || sqlite3_step(ins) != SQLITE_DONE)
+		return store_fail(st, "importing the addresses", err, esz);
+	if (sqlite3_changes(st->db) == 1)
+		a->res.added++;
+	else
+		a->res.present++;
+	return STORE_OK;
+}
+
+static int import_rows(struct store *st, struct import_args *a, int64_t tid, const char *tenant,
+		       const struct tenant_domains *d, sqlite3_stmt *ins, char *err, size_t esz)
+{
+	struct import_cursor *c = xcalloc(1, sizeof(*c));
+	char why[STORE_ERR_MAX];
+	int rc = STORE_OK;
+
+	for (size_t i = 0; i < a->nlines && rc == STORE_OK; i++) {
+		const struct store_import_line *l = &a->lines[i];
+		if (import_norm(c, l->text, why, sizeof(why)) != STORE_OK) {
+			import_bad(a, l->line, why);
+		} else if (!tenant_domains_has(d, c->domain)) {
+			/* the sentence (a query) only for the first bad line: it alone is shown */
+			if (a->nbad == 0)
+				rc = domain_not_tenants(st, tenant, d, l->text, c->domain, why,
+							sizeof(why));
+			if (rc == STORE_FAILED)
+				snprintf(err, esz, "%s", why);
+			else
+				rc = STORE_OK;
+			import_bad(a, l->line, why);
+		} else if (a->nbad == 0) { /* after a bad line, only look for more bad lines */
+			rc = import_insert(st, a, ins, tid, c, err, esz);
+		}
+	}
+	free(c);
+	return rc;
+}
+
+static int import_tx(struct store *st, void *arg, char *err, size_t esz)
+{
+	struct import_args *a = arg;
+	char tenant[MODEL_NAME_MAX + 1];
+	struct tenant_domains d = { 0 };
+	sqlite3_stmt *ins = NULL;
+	int64_t tid;
+	int rc = store_tenant_need(st, a->tenant, &tid, tenant, err, esz);
+
+	if (rc == STORE_OK)
+		rc = tenant_domains_read(st, tid, &d, err, esz);
+	if (rc == STORE_OK)
+		rc = store_stmt(st, &ins, "INSERT OR IGNORE INTO recipients (tenant_id, domain, "
+					  "local, created) VALUES (?, ?, ?, ?)", err, esz, "");
+	if (rc == STORE_OK)
+		rc = import_rows(st, a, tid, tenant, &d, ins, err, esz);
+	sqlite3_finalize(ins);
+	free(d.v);
+	if (rc == STORE_OK && a->nbad > 1)
+		rc = store_refuse(err, esz, "%s line %zu: %s (and %zu more bad line%s); nothing was "
+					    "imported", a->source, a->first_line, a->first,
+				  a->nbad - 1, a->nbad == 2 ? "" : "s");
+	else if (rc == STORE_OK && a->nbad == 1)
+		rc = store_refuse(err, esz, "%s line %zu: %s; nothing was imported", a->source,
+				  a->first_line, a->first);
+	return rc;
+}
+
+int store_recipient_import(struct store *st, const char *tenant, const char *source,
+			   const struct store_import_line *lines, size_t nlines,
+			   struct store_import_result *res_r, char *err, size_t esz)
+{
+	struct import_args *a = xcalloc(1, sizeof(*a));
+	int rc;
+
+	a->tenant = tenant;
+	a->source = source ? source : "input";
+	a->lines = lines;
+	a->nlines = nlines;
+	a->created = now();
+	rc = store_change(st, import_tx, a, err, esz);
+	if (res_r)
+		*res_r = rc == STORE_OK ? a->res : (struct store_import_result){ 0 };
+	free(a);
+	return rc;
+}

@@ -49,13 +49,40 @@ static int col_list(sqlite3_stmt *s, int col, enum ip_list *list_r)
 	return strcmp(t, "allow") == 0 || strcmp(t, "block") == 0 ? 0 : -1;
 }
 
+/* The stored text of a recipient check; -1 for one this mxgate does not know. */
+static int col_check(sqlite3_stmt *s, int col, enum recipient_check *check_r)
+{
+	const char *t = col_text(s, col);
+
+	if (strcmp(t, "off") == 0)
+		*check_r = RCPT_CHECK_OFF;
+	else if (strcmp(t, "directory") == 0)
+		*check_r = RCPT_CHECK_DIRECTORY;
+	else if (strcmp(t, "probe") == 0)
+		*check_r = RCPT_CHECK_PROBE;
+	else
+		return -1;
+	return 0;
+}
+
 static int load_tenant(struct model_builder *b, sqlite3_stmt *s)
 {
+	enum recipient_check check;
 	uint32_t id;
 
-	if (col_id(s, 0, &id) < 0)
+	if (col_id(s, 0, &id) < 0 || col_check(s, 3, &check) < 0 ||
+	    model_add_tenant(b, id, col_text(s, 1), col_text(s, 2)) < 0)
 		return -1;
-	return model_add_tenant(b, id, col_text(s, 1), col_text(s, 2));
+	return check == RCPT_CHECK_OFF ? 0 : model_set_recipient_check(b, id, check);
+}
+
+static int load_recipient(struct model_builder *b, sqlite3_stmt *s)
+{
+	uint32_t tid;
+
+	if (col_id(s, 0, &tid) < 0)
+		return -1;
+	return model_add_recipient(b, tid, col_text(s, 1), col_text(s, 2));
 }
 
 static int load_domain(struct model_builder *b, sqlite3_stmt *s)
@@ -105,7 +132,7 @@ static const struct {
 	const char *sql;
 	load_row_fn fn;
 } loaders[] = {
-	{ "tenants", "SELECT id, name, route FROM tenants", load_tenant },
+	{ "tenants", "SELECT id, name, route, recipient_check FROM tenants", load_tenant },
 	{ "domains", "SELECT tenant_id, domain FROM domains", load_domain },
 	{ "connectors", "SELECT id, tenant_id, name, type, tls_name, require_tls FROM connectors",
 	  load_connector },
@@ -113,6 +140,8 @@ static const struct {
 	  load_range },
 	{ "IP list entries", "SELECT tenant_id, list, net, prefix, comment FROM ip_entries",
 	  load_entry },
+	/* in key order, so one domain's entries come together (the builder shares its text) */
+	{ "recipients", "SELECT tenant_id, domain, local FROM recipients", load_recipient },
 };
 
 static int load_rows(struct store *st, struct model_builder *b, size_t i, char *err, size_t esz)
@@ -202,6 +231,8 @@ union each_fn {
 	void (*domain)(const struct store_domain_info *d, void *arg);
 	void (*connector)(const struct store_connector_info *c, void *arg);
 	void (*ip)(const struct store_ip_info *e, void *arg);
+	void (*recipient)(const struct store_recipient_info *r, void *arg);
+	void (*rcpt_domain)(const struct store_recipient_domain *d, void *arg);
 };
 
 struct each_ctx {
@@ -221,8 +252,11 @@ static void tenant_row(sqlite3_stmt *s, void *ctx)
 		.nconnectors = (unsigned)sqlite3_column_int(s, 3),
 		.nallow = (unsigned)sqlite3_column_int(s, 4),
 		.nblock = (unsigned)sqlite3_column_int(s, 5),
+		.nrecipients = (unsigned long)sqlite3_column_int64(s, 7),
 	};
 
+	if (col_check(s, 6, &t.recipient_check) < 0)
+		t.recipient_check = RCPT_CHECK_OFF; /* the schema's CHECK makes this impossible */
 	c->fn.tenant(&t, c->arg);
 }
 
@@ -241,7 +275,9 @@ int store_tenant_each(struct store *st, const char *tenant,
 		       " (SELECT count(*) FROM domains WHERE tenant_id = t.id),"
 		       " (SELECT count(*) FROM connectors WHERE tenant_id = t.id),"
 		       " (SELECT count(*) FROM ip_entries WHERE tenant_id = t.id AND list = 'allow'),"
-		       " (SELECT count(*) FROM ip_entries WHERE tenant_id = t.id AND list = 'block')"
+		       " (SELECT count(*) FROM ip_entries WHERE tenant_id = t.id AND list = 'block'),"
+		       " t.recipient_check,"
+		       " (SELECT count(*) FROM recipients WHERE tenant_id = t.id)"
 		       " FROM tenants t WHERE ?1 IS NULL OR t.name = ?1 ORDER BY t.name",
 		       err, esz, "t", tenant) != STORE_OK)
 		return STORE_FAILED;
@@ -368,4 +404,77 @@ int store_ip_each(struct store *st, const char *tenant, enum ip_list list,
 		       err, esz, "it", tid, store_list_name(list)) != STORE_OK)
 		return STORE_FAILED;
 	return each_row(st, s, ip_row, &c, "listing IP entries", err, esz);
+}
+
+static void recipient_row(sqlite3_stmt *s, void *ctx)
+{
+	const struct each_ctx *c = ctx;
+	char address[STORE_ADDRESS_MAX + 1];
+	struct store_recipient_info r = {
+		.tenant = col_text(s, 0),
+		.domain = col_text(s, 1),
+		.local = col_text(s, 2),
+		.created = sqlite3_column_int64(s, 3),
+	};
+
+	r.address = store_address_format(r.local, r.domain, address, sizeof(address));
+	c->fn.recipient(&r, c->arg);
+}
+
+int store_recipient_each(struct store *st, const char *tenant,
+			 void (*fn)(const struct store_recipient_info *r, void *arg), void *arg,
+			 char *err, size_t esz)
+{
+	struct each_ctx c = { .fn.recipient = fn, .arg = arg };
+	char name[MODEL_NAME_MAX + 1];
+	sqlite3_stmt *s;
+	int64_t tid;
+	int rc;
+
+	if ((rc = store_tenant_need(st, tenant, &tid, name, err, esz)) != STORE_OK)
+		return rc;
+	/* the primary key's order: domain, then local part ignoring ASCII case */
+	if (store_stmt(st, &s,
+		       "SELECT t.name, r.domain, r.local, r.created FROM recipients r"
+		       " JOIN tenants t ON t.id = r.tenant_id"
+		       " WHERE r.tenant_id = ? ORDER BY r.domain, r.local",
+		       err, esz, "i", tid) != STORE_OK)
+		return STORE_FAILED;
+	return each_row(st, s, recipient_row, &c, "listing recipients", err, esz);
+}
+
+static void rcpt_domain_row(sqlite3_stmt *s, void *ctx)
+{
+	const struct each_ctx *c = ctx;
+	struct store_recipient_domain d = {
+		.domain = col_text(s, 0),
+		.count = (unsigned long)sqlite3_column_int64(s, 1),
+		.catchall = sqlite3_column_int(s, 2),
+	};
+
+	c->fn.rcpt_domain(&d, c->arg);
+}
+
+int store_recipient_domains(struct store *st, const char *tenant,
+			    void (*fn)(const struct store_recipient_domain *d, void *arg),
+			    void *arg, char *err, size_t esz)
+{
+	struct each_ctx c = { .fn.rcpt_domain = fn, .arg = arg };
+	char name[MODEL_NAME_MAX + 1];
+	sqlite3_stmt *s;
+	int64_t tid;
+	int rc;
+
+	if ((rc = store_tenant_need(st, tenant, &tid, name, err, esz)) != STORE_OK)
+		return rc;
+	if (store_stmt(st, &s,
+		       "SELECT d.domain,"
+		       " (SELECT count(*) FROM recipients r WHERE r.tenant_id = d.tenant_id"
+		       "  AND r.domain = d.domain),"
+		       " EXISTS (SELECT 1 FROM recipients r WHERE r.tenant_id = d.tenant_id"
+		       "  AND r.domain = d.domain AND r.local = '" MODEL_RCPT_WILDCARD "')"
+		       " FROM domains d WHERE d.tenant_id = ? ORDER BY d.domain",
+		       err, esz, "i", tid) != STORE_OK)
+		return STORE_FAILED;
+	return each_row(st, s, rcpt_domain_row, &c, "counting recipients", err, esz);
 }

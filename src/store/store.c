@@ -71,6 +71,21 @@ static const char *const migrations[] = {
 	"  created INTEGER NOT NULL,"
 	"  UNIQUE (tenant_id, list, cidr)"
 	");",
+	/* 1 -> 2: recipient validation. A tenant's check ('probe' is reserved for the SMTP probe
+	 * to come, so that adding it needs no table rebuild) and its directory: the local part
+	 * as given (a quoted-string unquoted), unique and matched ignoring ASCII case (NOCASE
+	 * folds ASCII only, as the model does), '*' for a domain's catch-all. The domain must
+	 * be one of the tenant's (checked on insert); removing it removes its addresses. */
+	"ALTER TABLE tenants ADD COLUMN recipient_check TEXT NOT NULL DEFAULT 'off'"
+	"  CHECK (recipient_check IN ('off', 'directory', 'probe'));"
+	"CREATE TABLE recipients ("
+	"  tenant_id INTEGER NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,"
+	"  domain TEXT NOT NULL REFERENCES domains (domain) ON DELETE CASCADE,"
+	"  local TEXT NOT NULL COLLATE NOCASE,"
+	"  created INTEGER NOT NULL,"
+	"  PRIMARY KEY (tenant_id, domain, local)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX recipients_by_domain ON recipients (domain);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

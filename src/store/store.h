@@ -59,6 +59,58 @@ int store_ip_remove(struct store *st, const char *tenant, enum ip_list list, con
 int store_domain_normalize(const char *domain, char out[MODEL_DOMAIN_MAX + 1], char *err,
 			   size_t esz);
 
+/* --- recipient validation (docs/policy-precedence.md, rule 3a) ------------------------
+ * A tenant's directory holds addresses at the tenant's own domains. The domain is stored like
+ * domains (A-label, lower case); the local part as given (a quoted-string without its quotes
+ * and backslashes), unique and matched ignoring the case of ASCII letters only (UTF-8 local
+ * parts match exactly). "*@DOMAIN" is DOMAIN's catch-all: every local part there is known.
+ * Removing a domain from its tenant removes the domain's addresses; removing the tenant,
+ * all of them. */
+
+/* Room for an address as store_address_format writes it (a quoted local part doubles at
+ * most, plus quotes, '@' and the domain). */
+#define STORE_ADDRESS_MAX (2 * MODEL_LOCAL_MAX + 3 + MODEL_DOMAIN_MAX)
+
+/* Parses "off" / "directory" (exact, lower case); "probe" is refused as not available yet. */
+int store_recipient_check_parse(const char *text, enum recipient_check *check_r, char *err,
+				size_t esz);
+int store_tenant_set_recipient_check(struct store *st, const char *tenant,
+				     enum recipient_check check, char *err, size_t esz);
+/* Splits and checks an address the way the directory keeps it: local (canonical, see above;
+ * MODEL_RCPT_WILDCARD for a catch-all) and domain (normalized). STORE_OK or STORE_REFUSED. */
+int store_address_normalize(const char *address, char local_r[MODEL_LOCAL_MAX + 1],
+			    char domain_r[MODEL_DOMAIN_MAX + 1], char *err, size_t esz);
+/* Writes local@domain into out (STORE_ADDRESS_MAX + 1 bytes fit any), quoting a local part
+ * that is not a dot-atom, so the result reads back through store_address_normalize.
+ * Returns out. */
+const char *store_address_format(const char *local, const char *domain, char *out,
+				 size_t outsz);
+/* Adding an address already there (ignoring ASCII case) and removing one that is not are
+ * refused. */
+int store_recipient_add(struct store *st, const char *tenant, const char *address, char *err,
+			size_t esz);
+int store_recipient_remove(struct store *st, const char *tenant, const char *address,
+			   char *err, size_t esz);
+
+/* One address of an import and where it came from (for messages). */
+struct store_import_line {
+	const char *text;
+	size_t line;
+};
+
+struct store_import_result {
+	size_t added;   /* new in the directory */
+	size_t present; /* already there, or given twice */
+};
+
+/* Adds every address, all or nothing, in one change: one that is not valid, or not at one of
+ * the tenant's domains, refuses the whole import with "SOURCE line N: why" (the first bad line,
+ * and how many more there are). Addresses already in the directory are counted, not refused,
+ * so importing the same file again changes nothing. */
+int store_recipient_import(struct store *st, const char *tenant, const char *source,
+			   const struct store_import_line *lines, size_t nlines,
+			   struct store_import_result *res_r, char *err, size_t esz);
+
 /* --- read views for the admin front ends ---------------------------------------------
  * They carry what a snapshot leaves out (creation times, counts) in a stable order. Each
  * calls fn once per row; the row's pointers are valid during the call only. tenant NULL
@@ -67,6 +119,8 @@ struct store_tenant_info {
 	const char *name;
 	const char *route;
 	unsigned ndomains, nconnectors, nallow, nblock;
+	enum recipient_check recipient_check;
+	unsigned long nrecipients; /* directory entries, catch-alls included */
 };
 
 struct store_domain_info {
@@ -108,5 +162,29 @@ int store_connector_each(struct store *st, const char *tenant,
 int store_ip_each(struct store *st, const char *tenant, enum ip_list list,
 		  void (*fn)(const struct store_ip_info *e, void *arg), void *arg, char *err,
 		  size_t esz);
+
+struct store_recipient_info {
+	const char *tenant;
+	const char *address; /* as store_address_format writes it */
+	const char *local;   /* canonical; MODEL_RCPT_WILDCARD for a catch-all */
+	const char *domain;
+	int64_t created;
+};
+
+/* One tenant's directory (tenant required), ordered by domain, then local part. */
+int store_recipient_each(struct store *st, const char *tenant,
+			 void (*fn)(const struct store_recipient_info *r, void *arg), void *arg,
+			 char *err, size_t esz);
+
+struct store_recipient_domain {
+	const char *domain;
+	unsigned long count; /* entries at the domain, its catch-all included */
+	int catchall;        /* the domain has "*@domain" */
+};
+
+/* Each of one tenant's domains with the size of its directory, ordered by domain. */
+int store_recipient_domains(struct store *st, const char *tenant,
+			    void (*fn)(const struct store_recipient_domain *d, void *arg),
+			    void *arg, char *err, size_t esz);
 
 #endif

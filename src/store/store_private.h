@@ -65,6 +65,11 @@ int store_norm_tls_name(const char *name, char out[MODEL_TLS_NAME_MAX + 1], char
 int store_norm_cidr(const char *in, struct cidr *c_r, char out[STORE_CIDR_MAX], char *err,
 		    size_t esz);
 int store_check_comment(const char *comment, char *err, size_t esz);
+/* The first half of store_address_normalize: checks the whole address, writes the canonical
+ * local part and points *domain_r at the domain as given (inside address), not yet
+ * normalized. */
+int store_address_split(const char *address, char local_r[MODEL_LOCAL_MAX + 1],
+			const char **domain_r, char *err, size_t esz);
 
 /* Text of the list names, as stored and shown: "allow", "block". NULL for other values. */
 const char *store_list_name(enum ip_list list);

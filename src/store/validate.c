@@ -333,3 +333,193 @@ const char *store_list_name(enum ip_list list)
 	}
 	return NULL;
 }
+
+/* ---- recipient addresses -------------------------------------------------------------- */
+
+int store_recipient_check_parse(const char *text, enum recipient_check *check_r, char *err,
+				size_t esz)
+{
+	char q[STORE_QUOTE_MAX + 4];
+
+	if (strcmp(text, "off") == 0) {
+		*check_r = RCPT_CHECK_OFF;
+		return STORE_OK;
+	}
+	if (strcmp(text, "directory") == 0) {
+		*check_r = RCPT_CHECK_DIRECTORY;
+		return STORE_OK;
+	}
+	if (strcmp(text, "probe") == 0)
+		return store_refuse(err, esz, "recipient check 'probe' (asking the tenant's server) "
+					      "is not available yet; use off or directory");
+	return store_refuse(err, esz, "recipient check '%s' is not one of off, directory",
+			    store_quote(text, q, sizeof(q)));
+}
+
+/* RFC 5322 atext, plus any octet of a UTF-8 sequence (RFC 6531), checked separately. */
+static int is_atext(unsigned char c)
+{
+	return c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
+}
+
+static int utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+	while (p < end) {
+		size_t n = utf8_seq(p);
+		if (n == 0 || n > (size_t)(end - p))
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
+/* A Dot-string: atoms of atext joined by single dots (s need not be NUL-terminated). */
+static int is_dot_string(const char *s, size_t len)
+{
+	if (len == 0 || s[0] == '.' || s[len - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.' ? s[i + 1] == '.' : !is_atext(c))
+			return 0;
+	}
+	return 1;
+}
+
+/* Unquotes a Quoted-string local part (RFC 5321 Quoted-string, RFC 6531 UTF-8 allowed). */
+static int unquote_local(const char *in, size_t len, const char *shown, char *out, char *err,
+			 size_t esz)
+{
+	size_t n = 0;
+
+	if (len < 2 || in[len - 1] != '"')
+		return store_refuse(err, esz, "address '%s' has a local part with an unclosed "
+					      "quote", shown);
+	for (size_t i = 1; i + 1 < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == '\\') {
+			c = (unsigned char)in[++i];
+			if (i + 1 >= len || c < 0x20 || c > 0x7e)
+				return store_refuse(err, esz, "address '%s' has a bad backslash escape "
+							      "in its quoted local part", shown);
+		} else if (c == '"') {
+			return store_refuse(err, esz, "address '%s' has a quote inside its quoted local "
+						      "part; write it as \\\"", shown);
+		} else if (c < 0x20 || c == 0x7f) {
+			return store_refuse(err, esz, "address '%s' contains a control character",
+					    shown);
+		}
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return STORE_OK;
+}
+
+/* Checks the local part as given and writes its canonical form into out. */
+static int norm_local(const char *in, size_t len, const char *shown, char out[MODEL_LOCAL_MAX + 1],
+		      char *err, size_t esz)
+{
+	int rc;
+
+	if (len == 0)
+		return store_refuse(err, esz, "address '%s' has no local part before the '@'", shown);
+	if (len > MODEL_LOCAL_MAX)
+		return store_refuse(err, esz, "address '%s' has a local part of %zu octets; the "
+					      "limit is %d", shown, len, MODEL_LOCAL_MAX);
+	if (!utf8_valid(in, len))
+		return store_refuse(err, esz, "address '%s' is not valid UTF-8 text", shown);
+	if (memchr(in, '@', len))
+		return store_refuse(err, esz, "address '%s' has %%, ! or @ in its local part; mxgate "
+					      "refuses such recipients at RCPT (they route mail "
+					      "onward), so the directory cannot hold one", shown);
+	if (in[0] == '"') {
+		if ((rc = unquote_local(in, len, shown, out, err, esz)) != STORE_OK)
+			return rc;
+		if (out[0] == '\0')
+			return store_refuse(err, esz, "address '%s' has an empty local part", shown);
+	} else {
+		for (size_t i = 0; i < len; i++) {
+			unsigned char c = (unsigned char)in[i];
+			if (c != '.' && !is_atext(c))
+				return store_refuse(err, esz, "address '%s' contains '%c' in its local "
+							      "part; quote the local part if the "
+							      "mailbox really has it", shown,
+						    is_ctl(c) ? '?' : c);
+		}
+		if (!is_dot_string(in, len))
+			return store_refuse(err, esz, "address '%s' has a local part with a leading, "
+						      "trailing or doubled dot", shown);
+		memcpy(out, in, len);
+		out[len] = '\0';
+	}
+	if (strchr(out, '*') && strcmp(out, MODEL_RCPT_WILDCARD) != 0)
+		return store_refuse(err, esz, "address '%s': only a whole local part '*' is a "
+					      "wildcard (*@DOMAIN, every address at DOMAIN); patterns "
+					      "are not supported", shown);
+	if (strpbrk(out, "%!"))
+		return store_refuse(err, esz, "address '%s' has %%, ! or @ in its local part; mxgate "
+					      "refuses such recipients at RCPT (they route mail "
+					      "onward), so the directory cannot hold one", shown);
+	return STORE_OK;
+}
+
+int store_address_split(const char *address, char local_r[MODEL_LOCAL_MAX + 1],
+			const char **domain_r, char *err, size_t esz)
+{
+	char shown[STORE_QUOTE_MAX + 4];
+	const char *at = strrchr(address, '@');
+	int rc;
+
+	store_quote(address, shown, sizeof(shown));
+	if (*address == '\0')
+		return store_refuse(err, esz, "the address must not be empty");
+	if (strlen(address) > DOMAIN_INPUT_MAX)
+		return store_refuse(err, esz, "address '%s' is longer than %d characters", shown,
+				    DOMAIN_INPUT_MAX);
+	if (!at)
+		return store_refuse(err, esz, "'%s' is not an email address: it has no '@'; write "
+					      "LOCAL@DOMAIN, or *@DOMAIN for every address at DOMAIN",
+				    shown);
+	if (at[1] == '\0')
+		return store_refuse(err, esz, "address '%s' has no domain after the '@'", shown);
+	if ((rc = norm_local(address, (size_t)(at - address), shown, local_r, err, esz)) !=
+	    STORE_OK)
+		return rc;
+	*domain_r = at + 1;
+	return STORE_OK;
+}
+
+int store_address_normalize(const char *address, char local_r[MODEL_LOCAL_MAX + 1],
+			    char domain_r[MODEL_DOMAIN_MAX + 1], char *err, size_t esz)
+{
+	const char *domain;
+	int rc = store_address_split(address, local_r, &domain, err, esz);
+
+	if (rc != STORE_OK)
+		return rc;
+	return norm_host("domain", domain, domain_r, MODEL_DOMAIN_MAX + 1, err, esz);
+}
+
+const char *store_address_format(const char *local, const char *domain, char *out,
+				 size_t outsz)
+{
+	size_t n = 0;
+
+	if (outsz == 0)
+		return out;
+	if (strcmp(local, MODEL_RCPT_WILDCARD) == 0 || is_dot_string(local, strlen(local))) {
+		snprintf(out, outsz, "%s@%s", local, domain);
+		return out;
+	}
+	out[n++] = '"';
+	for (; *local && n + 3 < outsz; local++) {
+		if (*local == '"' || *local == '\\')
+			out[n++] = '\\';
+		out[n++] = *local;
+	}
+	snprintf(out + n, outsz - n, "\"@%s", domain);
+	return out;
+}

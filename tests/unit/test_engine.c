@@ -42,6 +42,17 @@
  *   Block 198.51.100.25/32 "not for beta"
  * gamma (gamma.example), route [2001:db8::26]:25
  *   onprem  gamma-onprem        198.51.100.96/28 (inside acme-onprem's range)
+ * delta (delta.example, delta-corp.example), route mail.delta-backend.example:25,
+ *       recipient check directory: bob@delta.example, Carol@delta.example,
+ *       "john doe"@delta.example, *@delta-corp.example (rule 3a)
+ *   onprem  delta-onprem        100.64.0.0/24
+ *   partner delta-partner       100.64.3.0/24, require TLS
+ *   Allow 100.64.1.0/24 "delta office"   Block 100.64.2.0/24 "delta blocked"
+ *
+ * epsilon (epsilon.example), route mail.eps-backend.example:25, recipient check probe
+ *   Block 100.65.2.0/24 "eps blocked"
+ *
+ * acme, beta and gamma do not check recipients (recipient check off).
  *
  * Addresses on nothing at all: 233.252.0.1, 2001:db8:cafe::1. */
 
@@ -102,6 +113,24 @@ static struct model_snapshot *build_policy(void)
 	add_entry(b, 1, IP_LIST_BLOCK, "203.0.113.9/32", "compromised partner host");
 	add_entry(b, 1, IP_LIST_ALLOW, "203.0.113.7/32", "partner host");
 	add_entry(b, 2, IP_LIST_BLOCK, "198.51.100.25/32", "not for beta");
+
+	assert_int_equal(model_add_tenant(b, 4, "delta", "mail.delta-backend.example:25"), 0);
+	assert_int_equal(model_add_domain(b, 4, "delta.example"), 0);
+	assert_int_equal(model_add_domain(b, 4, "delta-corp.example"), 0);
+	assert_int_equal(model_set_recipient_check(b, 4, RCPT_CHECK_DIRECTORY), 0);
+	assert_int_equal(model_add_recipient(b, 4, "delta.example", "bob"), 0);
+	assert_int_equal(model_add_recipient(b, 4, "delta.example", "Carol"), 0);
+	assert_int_equal(model_add_recipient(b, 4, "delta.example", "john doe"), 0);
+	assert_int_equal(model_add_recipient(b, 4, "delta-corp.example", MODEL_RCPT_WILDCARD), 0);
+	add_connector(b, 401, 4, "delta-onprem", CONNECTOR_ONPREM, "", 0, "100.64.0.0/24");
+	add_connector(b, 402, 4, "delta-partner", CONNECTOR_PARTNER, "", 1, "100.64.3.0/24");
+	add_entry(b, 4, IP_LIST_ALLOW, "100.64.1.0/24", "delta office");
+	add_entry(b, 4, IP_LIST_BLOCK, "100.64.2.0/24", "delta blocked");
+
+	assert_int_equal(model_add_tenant(b, 5, "epsilon", "mail.eps-backend.example:25"), 0);
+	assert_int_equal(model_add_domain(b, 5, "epsilon.example"), 0);
+	assert_int_equal(model_set_recipient_check(b, 5, RCPT_CHECK_PROBE), 0);
+	add_entry(b, 5, IP_LIST_BLOCK, "100.65.2.0/24", "eps blocked");
 
 	return model_builder_finish(&b, 1);
 }
@@ -171,6 +200,12 @@ struct ecase {
 	const char *tls_name; /* a verified name, NULL when none */
 	const char *sender;   /* sender domain, "" = null sender */
 	const char *rcpt_domain;
+	const char *rcpt_local; /* NULL = "bob" ("postmaster" without a domain) */
+	struct probe_ans {
+		int made; /* 0: no probe (rcpt_probe NULL) */
+		enum engine_probe_state state;
+		const char *detail;
+	} probe;
 	struct ans dnsbl[6];
 	int incomplete; /* dnsbl_complete = 0 */
 	int threshold;  /* 0 = 10 */
@@ -201,6 +236,13 @@ struct ecase {
 #define ACCEPT ENGINE_ACCEPT, 250, "2.1.5"
 #define REJECT_550 ENGINE_REJECT, 550, "5.7.1"
 #define REJECT_530 ENGINE_REJECT, 530, "5.7.0"
+#define REJECT_511 ENGINE_REJECT, 550, "5.1.1"
+#define TEMPFAIL_451 ENGINE_TEMPFAIL, 451, "4.4.3"
+#define EPS_PROBE "recipient probe of tenant epsilon"
+#define EPS_ROUTE "mail.eps-backend.example:25"
+#define EPS_NO_USER "550 5.1.1 <nobody@epsilon.example>: User unknown (mail.eps-backend.example)"
+#define DELTA_DIR "recipient directory of tenant delta"
+#define DELTA_ROUTE "mail.delta-backend.example:25"
 #define ACME_ALLOW "IP Allow list of tenant acme"
 #define ACME_BLOCK "IP Block list of tenant acme"
 #define ZEN_TXT "Listed by CSS, see https://check.spamhaus.org/query/ip/"
@@ -528,6 +570,155 @@ static const struct ecase cases[] = {
 	  .text_has = { "client [2001:db8:cafe::1] blocked using Spamhaus ZEN",
 			"searchterm=2001:db8:cafe::1" } },
 
+	/* ---- 3a. the tenant's recipient directory ---- */
+	{ .name = "recipient: listed",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  V(ACCEPT, "default", "no-dnsbl", "delta", DELTA_ROUTE, "", "", "none", 0),
+	  .trace_has = { "bob@delta.example is in the recipient directory of tenant delta" } },
+	{ .name = "recipient: listed, local part in another case",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "BoB",
+	  V(ACCEPT, "default", "no-dnsbl", "delta", DELTA_ROUTE, "", "", "none", 0)},
+	{ .name = "recipient: listed in another case than sent",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "carol",
+	  V(ACCEPT, "default", "no-dnsbl", "delta", DELTA_ROUTE, "", "", "none", 0)},
+	{ .name = "recipient: quoted local part that needs no quotes",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "\"bob\"",
+	  V(ACCEPT, "default", "no-dnsbl", "delta", DELTA_ROUTE, "", "", "none", 0)},
+	{ .name = "recipient: quoted local part with a space",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "\"John Doe\"",
+	  V(ACCEPT, "default", "no-dnsbl", "delta", DELTA_ROUTE, "", "", "none", 0)},
+	{ .name = "recipient: unknown",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "nobody",
+	  V(REJECT_511, "recipient-unknown", "recipient-unknown", "delta", DELTA_ROUTE, DELTA_DIR, "",
+	  "none", 0),
+	  .text_has = { "Recipient address rejected: nobody@delta.example does not exist at "
+			"delta.example" },
+	  .text_not = { "delta-backend", "10.0.0." },
+	  .trace_has = { "nobody@delta.example is not in the recipient directory of tenant delta" } },
+	{ .name = "recipient: unknown, a prefix of a listed local part",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "bo",
+	  V(REJECT_511, "recipient-unknown", "recipient-unknown", "delta", NULL, DELTA_DIR, "",
+	  "none", 0)},
+	{ .name = "recipient: listed at the other domain only",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "anyone",
+	  V(REJECT_511, "recipient-unknown", "recipient-unknown", "delta", NULL, DELTA_DIR, "",
+	  "none", 0)},
+	{ .name = "recipient: catch-all of the domain",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta-corp.example",
+	  .rcpt_local = "anyone",
+	  V(ACCEPT, "default", "no-dnsbl", "delta", DELTA_ROUTE, "", "", "none", 0),
+	  .trace_has = { "by its catch-all entry *@delta-corp.example" } },
+	{ .name = "recipient: postmaster is accepted unlisted",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "PostMaster",
+	  V(ACCEPT, "default", "no-dnsbl", "delta", DELTA_ROUTE, "", "", "none", 0),
+	  .trace_has = { "postmaster is always accepted" } },
+	{ .name = "recipient: quotes and backslashes of the address do not reach the text",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "\"no\\\"body\"",
+	  V(REJECT_511, "recipient-unknown", "recipient-unknown", "delta", NULL, DELTA_DIR, "",
+	  "none", 0),
+	  .text_has = { "?no??body?@delta.example does not exist" }, .text_not = { "\"", "\\" } },
+	{ .name = "recipient: an Allow entry does not make an unknown recipient known",
+	  .ip = "100.64.1.7", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "nobody",
+	  V(REJECT_511, "recipient-unknown", "recipient-unknown", "delta", NULL, DELTA_DIR, "",
+	  "none", 0),
+	  .trace_has = { "Allow list entry 100.64.1.0/24" } },
+	{ .name = "recipient: Allow entry, listed recipient",
+	  .ip = "100.64.1.7", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .dnsbl = { LISTED("zen") },
+	  V(ACCEPT, "ip-allow", "allow-list", "delta", DELTA_ROUTE, "IP Allow list of tenant delta",
+	  "100.64.1.0/24 (delta office)", "listed:zen", 10)},
+	{ .name = "recipient: the tenant's onprem connector, unknown recipient",
+	  .ip = "100.64.0.9", .sender = "delta.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "nobody",
+	  V(REJECT_511, "recipient-unknown", "recipient-unknown", "delta", NULL, DELTA_DIR, "",
+	  "none", 0)},
+	{ .name = "recipient: the tenant's onprem connector, listed recipient",
+	  .ip = "100.64.0.9", .sender = "delta.example", .rcpt_domain = "delta.example",
+	  V(ACCEPT, "onprem-connector", "onprem-connector", "delta", DELTA_ROUTE,
+	  "onprem connector delta-onprem", "", "none", 0)},
+	{ .name = "recipient: Block runs first",
+	  .ip = "100.64.2.7", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "nobody",
+	  V(REJECT_550, "ip-block", "ip-block", "delta", NULL, "IP Block list of tenant delta",
+	  "100.64.2.0/24 (delta blocked)", "none", 0)},
+	{ .name = "recipient: a partner without TLS is told to use TLS first",
+	  .ip = "100.64.3.7", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "nobody",
+	  V(REJECT_530, "partner-tls", "partner-tls", "delta", NULL, "partner connector delta-partner",
+	  "", "none", 0)},
+	{ .name = "recipient: a partner with TLS, unknown recipient",
+	  .ip = "100.64.3.7", .tls = 1, .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "nobody",
+	  V(REJECT_511, "recipient-unknown", "recipient-unknown", "delta", NULL, DELTA_DIR, "",
+	  "none", 0)},
+	{ .name = "recipient: DNSBL-listed client, unknown recipient",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .rcpt_local = "nobody", .dnsbl = { LISTED("zen") },
+	  V(REJECT_511, "recipient-unknown", "recipient-unknown", "delta", NULL, DELTA_DIR, "",
+	  "listed:zen", 10)},
+	{ .name = "recipient: DNSBL-listed client, listed recipient",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "delta.example",
+	  .dnsbl = { LISTED("zen") },
+	  V(REJECT_550, "dnsbl", "dnsbl-listed", "delta", NULL, "Spamhaus ZEN", "", "listed:zen",
+	  10)},
+	{ .name = "recipient: relay by the tenant's onprem connector is not checked",
+	  .ip = "100.64.0.9", .sender = "delta.example", .rcpt_domain = "external.example",
+	  .rcpt_local = "nobody",
+	  V(ACCEPT, "onprem-relay", "onprem-relay", "delta", "mx", "onprem connector delta-onprem",
+	  "", "none", 0)},
+	{ .name = "recipient: check off accepts any local part",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "acme.example",
+	  .rcpt_local = "nobody",
+	  V(ACCEPT, "default", "no-dnsbl", "acme", "10.0.0.25:25", "", "", "none", 0),
+	  .trace_has = { "tenant acme does not check recipients (recipient check off)" } },
+
+	{ .name = "recipient probe: accepted by the tenant's server",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "epsilon.example",
+	  .probe = { 1, ENGINE_PROBE_ACCEPTED, "250 2.1.5 Ok" },
+	  V(ACCEPT, "default", "no-dnsbl", "epsilon", EPS_ROUTE, "", "", "none", 0),
+	  .trace_has = { "the server of tenant epsilon accepts bob@epsilon.example" } },
+	{ .name = "recipient probe: refused by the tenant's server",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "epsilon.example",
+	  .rcpt_local = "nobody", .probe = { 1, ENGINE_PROBE_REJECTED, EPS_NO_USER },
+	  V(REJECT_511, "recipient-unknown", "recipient-unknown", "epsilon", EPS_ROUTE, EPS_PROBE,
+	  EPS_NO_USER, "none", 0),
+	  .text_has = { "Recipient address rejected: nobody@epsilon.example does not exist at "
+			"epsilon.example" },
+	  .text_not = { "eps-backend", "User unknown" },
+	  .trace_has = { "refuses nobody@epsilon.example" } },
+	{ .name = "recipient probe: no answer is a temporary failure, never a 550",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "epsilon.example",
+	  .rcpt_local = "nobody",
+	  .probe = { 1, ENGINE_PROBE_FAILED, "connect to mail.eps-backend.example: timed out" },
+	  V(TEMPFAIL_451, "recipient-probe", "recipient-probe-failed", "epsilon", EPS_ROUTE,
+	  EPS_PROBE, "connect to mail.eps-backend.example: timed out", "none", 0),
+	  .text_has = { "nobody@epsilon.example cannot be verified at epsilon.example",
+			"try again later" },
+	  .text_not = { "eps-backend", "timed out" } },
+	{ .name = "recipient probe: none made",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "epsilon.example",
+	  V(TEMPFAIL_451, "recipient-probe", "recipient-probe-failed", "epsilon", NULL, EPS_PROBE,
+	  "no probe made", "none", 0)},
+	{ .name = "recipient probe: postmaster needs none",
+	  .ip = "233.252.0.1", .sender = "other.example", .rcpt_domain = "epsilon.example",
+	  .rcpt_local = "postmaster",
+	  V(ACCEPT, "default", "no-dnsbl", "epsilon", EPS_ROUTE, "", "", "none", 0)},
+	{ .name = "recipient probe: Block runs first",
+	  .ip = "100.65.2.1", .sender = "other.example", .rcpt_domain = "epsilon.example",
+	  .probe = { 1, ENGINE_PROBE_REJECTED, EPS_NO_USER },
+	  V(REJECT_550, "ip-block", "ip-block", "epsilon", NULL, "IP Block list of tenant epsilon",
+	  "100.65.2.0/24 (eps blocked)", "none", 0)},
+
 	/* ---- 6. nothing decided: accept ---- */
 	{ .name = "default: nothing matches, TLS session with a verified name",
 	  .ip = "233.252.0.1", .tls = 1, .tls_name = "mx.unknown.example", .sender = "",
@@ -538,6 +729,7 @@ static const struct ecase cases[] = {
 /* ---- running a case ------------------------------------------------------------------------- */
 
 struct run {
+	struct engine_probe probe;
 	struct engine_client client;
 	const char *names[1];
 	struct dnsbl_answer answers[6];
@@ -570,8 +762,11 @@ static void prepare(const struct model_snapshot *snap, const struct ecase *c, st
 		a->elapsed_ms = (unsigned)(12 * n);
 		a->cached = n % 2;
 	}
-	snprintf(r->rcpt, sizeof(r->rcpt), "%s%s", c->rcpt_domain[0] ? "bob@" : "postmaster",
-		 c->rcpt_domain);
+	if (!c->rcpt_domain[0])
+		snprintf(r->rcpt, sizeof(r->rcpt), "postmaster");
+	else
+		snprintf(r->rcpt, sizeof(r->rcpt), "%s@%s", c->rcpt_local ? c->rcpt_local : "bob",
+			 c->rcpt_domain);
 	r->rq.snap = snap;
 	r->rq.client = &r->client;
 	r->rq.sender_domain = c->sender;
@@ -581,6 +776,12 @@ static void prepare(const struct model_snapshot *snap, const struct ecase *c, st
 	r->rq.ndnsbl = n;
 	r->rq.dnsbl_complete = !c->incomplete;
 	r->rq.dnsbl_threshold = c->threshold ? c->threshold : 10;
+	if (c->probe.made) {
+		r->probe.state = c->probe.state;
+		r->probe.cached = 1;
+		snprintf(r->probe.detail, sizeof(r->probe.detail), "%s", c->probe.detail);
+		r->rq.rcpt_probe = &r->probe;
+	}
 }
 
 static const char *action_name(enum engine_action a)
@@ -838,6 +1039,44 @@ static void test_relay_ip_connector_with_tenant_tls_name(void **state)
 	assert_string_equal(v.rule, "onprem-relay");
 }
 
+/* Rule 3a with local parts at and over their limits, and addresses only explain can give
+ * (no '@', an empty local part): no directory entry can match them, so they are refused. */
+static void test_recipient_odd_addresses(void **state)
+{
+	static const struct {
+		const char *rcpt;
+		enum engine_action action;
+	} rows[] = {
+		{ "@delta.example", ENGINE_REJECT },
+		{ "\"\"@delta.example", ENGINE_REJECT },
+		{ "delta.example", ENGINE_REJECT },
+		{ "POSTMASTER", ENGINE_ACCEPT },
+		{ "\"postmaster\"@delta.example", ENGINE_ACCEPT },
+		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@delta-corp.example",
+		  ENGINE_ACCEPT },
+		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@delta-corp.example",
+		  ENGINE_REJECT },
+	};
+	struct engine_client client = { .ip_str = "233.252.0.1" };
+	struct engine_request rq = {
+		.snap = *state, .client = &client, .sender_domain = "other.example",
+		.dnsbl_complete = 1, .dnsbl_threshold = 10,
+	};
+	struct engine_verdict v;
+
+	assert_int_equal(ip_parse(client.ip_str, &client.ip), 0);
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+		const char *at = strrchr(rows[i].rcpt, '@');
+		rq.rcpt = rows[i].rcpt;
+		rq.rcpt_domain = at ? at + 1 : "delta.example";
+		engine_decide(&rq, &v, NULL);
+		if (v.action != rows[i].action)
+			fail_msg("%s: %s by rule %s", rows[i].rcpt, action_name(v.action), v.rule);
+		if (v.action == ENGINE_REJECT)
+			assert_string_equal(v.rule, "recipient-unknown");
+	}
+}
+
 /* Texts at their limits: 16 lists with the longest names, TXT records and URLs, all listed.
  * The reply, list and summary are cut to their buffers, NUL-terminated (ASan watches). */
 static void test_long_texts_truncate(void **state)
@@ -898,6 +1137,7 @@ int main(void)
 		cmocka_unit_test(test_timeout_state_reason),
 		cmocka_unit_test(test_relay_ip_connector_with_tenant_tls_name),
 		cmocka_unit_test(test_long_texts_truncate),
+		cmocka_unit_test(test_recipient_odd_addresses),
 	};
 
 	return cmocka_run_group_tests_name("engine", tests, setup, teardown);
