@@ -252,6 +252,9 @@ static void rcpt_verdict(void *arg, const struct policy_verdict *v)
 		session_reply(s, 250, "2.1.5", "Ok");
 	} else {
 		session_reply_reject(s, v->code, v->enhanced, v->rule, v->list, v->entry, v->text);
+		/* unknown recipients count as errors: probing a directory ends in 421 */
+		if (!strcmp(v->enhanced, "5.1.1"))
+			session_count_error(s);
 	}
 	session_resume(s);
 	session_release(s);

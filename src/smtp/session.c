@@ -94,13 +94,15 @@ void session_reply_reject(struct session *s, int code, const char *enh, const ch
 			  const char *list, const char *entry, const char *text)
 {
 	char ref[SHORT_ID_LEN + 1], elist[ENGINE_FIELD_MAX * 4], eentry[ENGINE_FIELD_MAX * 4];
+	char etext[SMTP_REPLY_LINE_MAX * 4];
 
 	id_short(ref);
+	/* the text may quote client bytes (addresses, TXT records): escaped like every field */
 	log_info("sid=%s smtp reject ref=%s ip=%s code=%d enh=%s rule=%s list=\"%s\" entry=\"%s\" "
 		 "text=\"%s\"", s->sid, ref, s->ip_str, code, enh, rule,
 		 log_escape(elist, sizeof(elist), list ? list : "", list ? strlen(list) : 0),
 		 log_escape(eentry, sizeof(eentry), entry ? entry : "", entry ? strlen(entry) : 0),
-		 text);
+		 log_escape(etext, sizeof(etext), text, strlen(text)));
 	char full[SMTP_REPLY_LINE_MAX * 2];
 	reply_reject_text(full, sizeof(full), text, s->ip_str, s->srv->cfg->hostname, ref);
 	session_reply(s, code, enh, "%s", full);
