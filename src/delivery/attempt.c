@@ -24,6 +24,7 @@
 #include "event/bgjob.h"
 #include "queue/queue.h"
 #include "util/log.h"
+#include "util/xtext.h"
 #include "util/xmalloc.h"
 
 #define ATTEMPT_KEY_MAX 300
@@ -79,22 +80,6 @@ struct attempt {
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static void xtext_decode(const char *in, char *out, size_t outsz)
-{
-	size_t o = 0;
-
-	for (; *in && o + 1 < outsz; in++) {
-		unsigned v;
-		if (*in == '+' && in[1] && in[2] && sscanf(in + 1, "%2X", &v) == 1) {
-			out[o++] = (char)v;
-			in += 2;
-		} else {
-			out[o++] = *in;
-		}
-	}
-	out[o] = '\0';
-}
 
 /* The value of KEY= in a space-separated parameter list, copied into out; 0 when found. */
 static int param_get(const char *params, const char *key, char *out, size_t outsz)

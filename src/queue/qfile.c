@@ -170,7 +170,7 @@ int qfile_parse(char *buf, size_t len, struct qfile_view *v, const char **why)
 	return 0;
 }
 
-static void unescape_inplace(char *s)
+void qfile_unescape(char *s)
 {
 	char *o = s;
 
@@ -206,7 +206,7 @@ int qfile_env_read(char *buf, size_t len, struct qfile_env *env, const char **wh
 			break;
 		char *val = line + strlen(line) + 1;
 		p = val + strlen(val) + 1;
-		unescape_inplace(val);
+		qfile_unescape(val);
 		if (!strcmp(line, "rcpt")) {
 			cur = &env->rcpts[env->nrcpt++];
 			*cur = (struct qfile_rcpt){ val, "", "", "" };

@@ -43,6 +43,9 @@ struct qfile_env {
 int qfile_env_read(char *buf, size_t len, struct qfile_env *env, const char **why);
 void qfile_env_free(struct qfile_env *env);
 
+/* Undoes qfile_escape in place. */
+void qfile_unescape(char *s);
+
 /* %XX-escapes controls, space, '%' and DEL so each value stays one field of one line. */
 size_t qfile_escape(char *dst, size_t dstsz, const char *src);
 

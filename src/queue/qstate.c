@@ -23,22 +23,6 @@ const char *qstate_status_name(enum rcpt_status s)
 	return s <= RCPT_FAILED ? status_names[s] : "?";
 }
 
-static void unescape(char *s)
-{
-	char *o = s;
-
-	for (char *p = s; *p; p++) {
-		unsigned v;
-		if (*p == '%' && sscanf(p + 1, "%2x", &v) == 1 && p[1] && p[2]) {
-			*o++ = (char)v;
-			p += 2;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-}
-
 static int status_from(const char *w, enum rcpt_status *s)
 {
 	for (int i = RCPT_DEFERRED; i <= RCPT_FAILED; i++)
@@ -65,9 +49,9 @@ static void parse_rcpt(char *args, struct qstate *st)
 		return;
 	r.when = (time_t)strtoll(f[2], NULL, 10);
 	r.code = atoi(f[3]);
-	unescape(f[4]);
-	unescape(f[5]);
-	unescape(f[6]);
+	qfile_unescape(f[4]);
+	qfile_unescape(f[5]);
+	qfile_unescape(f[6]);
 	snprintf(r.enhanced, sizeof(r.enhanced), "%s", f[4]);
 	snprintf(r.remote, sizeof(r.remote), "%s", f[5]);
 	snprintf(r.text, sizeof(r.text), "%s", f[6]);

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "util/addr.h"
+#include "util/xtext.h"
 
 static const struct {
 	const char *name;
@@ -301,23 +302,7 @@ int parse_helo_valid(const char *arg)
 
 int parse_xtext_valid(const char *v, size_t max)
 {
-	size_t n = strlen(v);
-
-	if (n == 0 || n > max)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)v[i];
-		if (c == '+') {
-			if (i + 2 >= n || !isxdigit((unsigned char)v[i + 1]) ||
-			    !isxdigit((unsigned char)v[i + 2]) || islower((unsigned char)v[i + 1]) ||
-			    islower((unsigned char)v[i + 2]))
-				return 0;
-			i += 2;
-		} else if (c < 33 || c > 126 || c == '=') {
-			return 0;
-		}
-	}
-	return 1;
+	return xtext_valid(v, max);
 }
 
 int parse_ret_valid(const char *v)

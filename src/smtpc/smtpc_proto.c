@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/xtext.h"
+
 /* RFC 3461 4.4 and 4.2. */
 #define SMTPC_ENVID_MAX 100
 #define SMTPC_ORCPT_MAX 500
@@ -285,28 +287,9 @@ int smtpc_addr_ok(const char *addr, int is_sender)
 	return 1;
 }
 
-static int is_upper_hex(char ch)
-{
-	return is_digit(ch) || (ch >= 'A' && ch <= 'F');
-}
-
 int smtpc_xtext_ok(const char *s, size_t max)
 {
-	size_t len = strlen(s);
-
-	if (len == 0 || len > max)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '+') {
-			if (i + 2 >= len || !is_upper_hex(s[i + 1]) || !is_upper_hex(s[i + 2]))
-				return 0;
-			i += 2;
-		} else if (ch < '!' || ch > '~' || ch == '=') {
-			return 0;
-		}
-	}
-	return 1;
+	return xtext_valid(s, max);
 }
 
 /* "addr-type;xtext", addr-type an atom of letters, digits and '-' (rfc822, utf-8). */
