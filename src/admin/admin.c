@@ -43,7 +43,16 @@ static const struct opt_spec opt_specs[OPT_COUNT] = {
 				  "off (the default): accept any recipient;\n"
 				  "directory: refuse (550 5.1.1) recipients that are not in\n"
 				  "the tenant's recipient directory (`mxgate recipient`);\n"
-				  "probe (ask the tenant's server) comes later" },
+				  "probe: ask the tenant's server (MAIL FROM:<>, RCPT TO,\n"
+				  "no DATA; answers cached): refused there (5xx) 550 5.1.1,\n"
+				  "no answer within [policy] probe_timeout_ms 451 4.4.3" },
+	[OPT_ROUTE_TLS] = { "route-tls", "MODE", 0,
+			    "how mail is delivered to the tenant's route:\n"
+			    "opportunistic (the default): STARTTLS when offered;\n"
+			    "required: STARTTLS or no delivery (deferred, 4.7.x),\n"
+			    "the certificate is not checked;\n"
+			    "verify: as required, and the certificate must verify\n"
+			    "against the system trust store and name the route host" },
 };
 
 struct family {
@@ -79,11 +88,16 @@ static const struct admin_cmd commands[] = {
 	{ "tenant", "remove", "NAME", "remove a tenant and everything it has",
 	  "Removes a tenant together with its domains, connectors and IP list entries.",
 	  { "NAME" }, 1, 1, 0, 0, admin_tenant_remove },
-	{ "tenant", "set", "NAME --recipient-check off|directory", "change a tenant's settings",
-	  "Changes a tenant's settings. --recipient-check directory refuses mail to\n"
-	  "addresses that are not in the tenant's recipient directory; fill the directory\n"
-	  "first (mxgate recipient add|import).", { "NAME" }, 1, 1,
-	  OPT_BIT(OPT_RECIPIENT_CHECK), OPT_BIT(OPT_RECIPIENT_CHECK), admin_tenant_set },
+	{ "tenant", "set",
+	  "NAME [--recipient-check off|directory|probe] [--route-tls opportunistic|required|verify]",
+	  "change a tenant's settings",
+	  "Changes a tenant's settings (at least one). --recipient-check directory refuses\n"
+	  "mail to addresses that are not in the tenant's recipient directory; fill the\n"
+	  "directory first (mxgate recipient add|import). --recipient-check probe asks the\n"
+	  "tenant's server at each RCPT instead. --route-tls says whether delivery to the\n"
+	  "tenant's route must be encrypted.", { "NAME" }, 1, 1,
+	  OPT_BIT(OPT_RECIPIENT_CHECK) | OPT_BIT(OPT_ROUTE_TLS),
+	  OPT_ANY_OF | OPT_BIT(OPT_RECIPIENT_CHECK) | OPT_BIT(OPT_ROUTE_TLS), admin_tenant_set },
 	{ "tenant", "list", "[--json]", "list tenants",
 	  "Lists tenants with their route and how many domains, connectors and entries they have.",
 	  { NULL }, 0, 0, OPT_BIT(OPT_JSON), 0, admin_tenant_list },
@@ -264,17 +278,37 @@ static int parse_opt(const struct admin_cmd *c, int argc, char **argv, int *i,
 	return 0;
 }
 
+/* "missing --a A or --b B" for the options in bits that were not given. */
+static int missing_options(const struct admin_cmd *c, unsigned bits)
+{
+	char need[256];
+	size_t off = 0;
+
+	need[0] = '\0';
+	for (unsigned o = 0; o < OPT_COUNT; o++)
+		if ((bits & OPT_BIT(o)) && off < sizeof(need))
+			off += (size_t)snprintf(need + off, sizeof(need) - off, "%s--%s %s",
+						off ? " or " : "", opt_specs[o].name, opt_specs[o].arg);
+	return usage_error(c, "missing %s", need);
+}
+
 static int check_counts(const struct admin_cmd *c, const struct admin_args *a)
 {
+	unsigned given = 0;
+
 	if (a->npos < c->min_pos)
 		return usage_error(c, "missing %s", c->pos_names[a->npos]);
-	for (unsigned o = 0; o < OPT_COUNT; o++) {
-		if ((c->required & OPT_BIT(o)) && !a->opt[o]) {
-			char need[64];
-			snprintf(need, sizeof(need), "--%s %s", opt_specs[o].name, opt_specs[o].arg);
-			return usage_error(c, "missing %s", need);
-		}
+	for (unsigned o = 0; o < OPT_COUNT; o++)
+		if (a->opt[o])
+			given |= OPT_BIT(o);
+	if (c->required & OPT_ANY_OF) {
+		if (!(given & c->required))
+			return missing_options(c, c->required & ~OPT_ANY_OF);
+		return 0;
 	}
+	for (unsigned o = 0; o < OPT_COUNT; o++)
+		if ((c->required & OPT_BIT(o)) && !(given & OPT_BIT(o)))
+			return missing_options(c, OPT_BIT(o));
 	return 0;
 }
 

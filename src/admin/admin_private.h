@@ -28,9 +28,12 @@ enum admin_opt {
 	OPT_COMMENT,
 	OPT_JSON,
 	OPT_RECIPIENT_CHECK,
+	OPT_ROUTE_TLS,
 	OPT_COUNT
 };
 #define OPT_BIT(o) (1u << (o))
+/* In struct admin_cmd.required: the options are alternatives, one of them is enough. */
+#define OPT_ANY_OF (1u << 31)
 
 struct admin_args {
 	const char *pos[ADMIN_MAX_POS];
@@ -58,7 +61,7 @@ struct admin_cmd {
 	const char *pos_names[ADMIN_MAX_POS];
 	unsigned min_pos, max_pos;
 	unsigned opts;     /* OPT_BITs allowed */
-	unsigned required; /* OPT_BITs that must be given */
+	unsigned required; /* OPT_BITs that must be given; with OPT_ANY_OF, at least one of them */
 	int (*run)(struct admin_ctx *ctx);
 };
 

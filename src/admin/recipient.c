@@ -1,6 +1,6 @@
 /* recipient: `mxgate recipient add|remove|import|list`, a tenant's recipient directory, and
- * `mxgate tenant set`, the tenant's settings (for now whether the directory is checked; it
- * lives here until it has more to set). docs/policy-precedence.md rule 3a says how a running
+ * `mxgate tenant set`, the tenant's settings (how its recipients are checked, and how its
+ * route is reached over TLS). docs/policy-precedence.md rule 3a says how a running
  * server uses both; the store validates every address. */
 #include <errno.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "admin/admin_private.h"
+#include "util/addr.h"
 #include "util/xmalloc.h"
 
 /* Bytes of one import line before trimming: far beyond any address (64 + 1 + 253 octets,
@@ -27,22 +28,66 @@ static void warn_empty_domain(const struct store_recipient_domain *d, void *arg)
 			(const char *)arg, d->domain, d->domain, d->domain);
 }
 
+static void tenant_route(const struct store_tenant_info *t, void *arg)
+{
+	snprintf(arg, MODEL_ROUTE_MAX + 1, "%s", t->route);
+}
+
+/* verify checks the certificate against the route's host: an IP literal needs a certificate
+ * issued to that address, which few are. */
+static void warn_verify_ip(struct admin_ctx *ctx, const char *tenant)
+{
+	char route[MODEL_ROUTE_MAX + 1] = "", host[MODEL_ROUTE_MAX + 1], err[STORE_ERR_MAX];
+	struct ip_addr ip;
+	uint16_t port;
+
+	store_tenant_each(ctx->st, tenant, tenant_route, route, err, sizeof(err));
+	if (hostport_split(route, host, sizeof(host), &port) == 0 && ip_parse(host, &ip) == 0)
+		fprintf(stderr, "mxgate: warning: the route of tenant %s is an IP address (%s): with "
+				"--route-tls verify its server's certificate must be issued to that "
+				"address, or delivery stays deferred (4.7.5)\n", tenant, route);
+}
+
+/* Fills settings from the options given; STORE_OK or a refusal in err. */
+static int settings_from_args(const struct admin_ctx *ctx, struct store_tenant_settings *set,
+			      char *err, size_t esz)
+{
+	const char *check = ctx->args.opt[OPT_RECIPIENT_CHECK], *tls = ctx->args.opt[OPT_ROUTE_TLS];
+	int rc = STORE_OK;
+
+	memset(set, 0, sizeof(*set));
+	if (check) {
+		set->set_recipient_check = 1;
+		rc = store_recipient_check_parse(check, &set->recipient_check, err, esz);
+	}
+	if (rc == STORE_OK && tls) {
+		set->set_route_tls = 1;
+		rc = store_route_tls_parse(tls, &set->route_tls, err, esz);
+	}
+	return rc;
+}
+
 int admin_tenant_set(struct admin_ctx *ctx)
 {
 	const char *tenant = ctx->args.pos[0];
+	struct store_tenant_settings set;
 	char err[STORE_ERR_MAX];
-	enum recipient_check check;
-	int rc = store_recipient_check_parse(ctx->args.opt[OPT_RECIPIENT_CHECK], &check, err,
-					     sizeof(err));
+	int rc = settings_from_args(ctx, &set, err, sizeof(err));
 
 	if (rc == STORE_OK)
-		rc = store_tenant_set_recipient_check(ctx->st, tenant, check, err, sizeof(err));
+		rc = store_tenant_set(ctx->st, tenant, &set, err, sizeof(err));
 	if (rc != STORE_OK)
 		return admin_store_result(rc, err);
-	printf("tenant %s: recipient check %s\n", tenant, model_recipient_check_name(check));
-	if (check == RCPT_CHECK_DIRECTORY)
+	if (set.set_recipient_check)
+		printf("tenant %s: recipient check %s\n", tenant,
+		       model_recipient_check_name(set.recipient_check));
+	if (set.set_route_tls)
+		printf("tenant %s: route TLS %s\n", tenant, model_route_tls_name(set.route_tls));
+	if (set.set_recipient_check && set.recipient_check == RCPT_CHECK_DIRECTORY)
 		store_recipient_domains(ctx->st, tenant, warn_empty_domain, (void *)tenant, err,
 					sizeof(err));
+	if (set.set_route_tls && set.route_tls == ROUTE_TLS_VERIFY)
+		warn_verify_ip(ctx, tenant);
 	return ADMIN_EXIT_OK;
 }
 

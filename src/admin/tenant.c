@@ -1,4 +1,4 @@
-/* tenant: `mxgate tenant add|remove|list`. */
+/* tenant: `mxgate tenant add|remove|list` (`tenant set` is in recipient.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -63,6 +63,7 @@ static void tenant_json(const struct store_tenant_info *t, void *arg)
 
 	json_object_set_new(o, "name", json_string(t->name));
 	json_object_set_new(o, "route", json_string(t->route));
+	json_object_set_new(o, "route_tls", json_string(model_route_tls_name(t->route_tls)));
 	json_object_set_new(o, "domains", json_array());
 	json_object_set_new(o, "connectors", json_integer(t->nconnectors));
 	json_object_set_new(o, "allow", json_integer(t->nallow));
@@ -106,12 +107,13 @@ static void tenant_row(const struct store_tenant_info *t, void *arg)
 	snprintf(c, sizeof(c), "%u", t->nconnectors);
 	snprintf(a, sizeof(a), "%u", t->nallow);
 	snprintf(b, sizeof(b), "%u", t->nblock);
-	admin_table_row(arg, (const char *[]){ t->name, t->route, d, c, a, b });
+	admin_table_row(arg, (const char *[]){ t->name, t->route, model_route_tls_name(t->route_tls),
+					       d, c, a, b });
 }
 
 int admin_tenant_list(struct admin_ctx *ctx)
 {
-	static const char *const headers[] = { "TENANT", "ROUTE",	"DOMAINS",
+	static const char *const headers[] = { "TENANT", "ROUTE", "ROUTE-TLS", "DOMAINS",
 					       "CONNECTORS", "ALLOW", "BLOCK" };
 	struct admin_table *t;
 	char err[STORE_ERR_MAX];
@@ -119,7 +121,7 @@ int admin_tenant_list(struct admin_ctx *ctx)
 
 	if (ctx->args.opt[OPT_JSON])
 		return list_json(ctx);
-	t = admin_table_new(headers, 6);
+	t = admin_table_new(headers, sizeof(headers) / sizeof(headers[0]));
 	rc = store_tenant_each(ctx->st, NULL, tenant_row, t, err, sizeof(err));
 	if (rc == STORE_OK)
 		admin_table_print(t);

@@ -99,6 +99,9 @@ static const struct key_def config_keys[] = {
 	  "seconds between RFC 5782 health probes of each zone (0 = probe only at start)" },
 	{ "policy", "reload_interval_ms", K_UINT, OFF(reload_interval_ms), 50, 60000, "500",
 	  "how often workers look for policy changes in the store" },
+	{ "policy", "probe_timeout_ms", K_UINT, OFF(probe_timeout_ms), 100, 60000, "3000",
+	  "how long a RCPT waits for a recipient probe of the tenant's server (recipient check "
+	  "probe); past it the reply is 451 4.4.3" },
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

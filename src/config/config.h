@@ -79,6 +79,7 @@ struct config {
 	unsigned dnsbl_cache_min_ttl, dnsbl_cache_max_ttl; /* seconds */
 	unsigned dnsbl_health_interval;                    /* seconds, 0 = no probes */
 	unsigned reload_interval_ms;
+	unsigned probe_timeout_ms; /* a recipient probe of a tenant's server, start to answer */
 
 	struct dnsbl_config dnsbl[CONFIG_MAX_DNSBL];
 	unsigned ndnsbl;

@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "delivery/delivery_private.h"
 #include "dsn/ndr.h"
+#include "policy/model.h"
 #include "event/bgjob.h"
 #include "queue/queue.h"
 #include "util/log.h"
@@ -76,6 +77,7 @@ struct attempt {
 	size_t ndr_len;
 	unsigned ndr_flags;
 	char report_qid[QUEUE_ID_LEN + 1];
+	char report_route[MODEL_ROUTE_MAX + 32], report_tenant[MODEL_NAME_MAX + 1];
 	int report_failed;
 };
 
@@ -216,26 +218,51 @@ static void group_done(struct group *g)
 		conclude(a);
 }
 
+/* "550 5.1.1 text" per line, as the server sent it (smtpc keeps the text without codes). */
+static void reply_verbatim(const struct smtpc_status *s, char *out, size_t outsz)
+{
+	const char *t = s->text;
+	size_t o = 0;
+
+	out[0] = '\0';
+	do {
+		size_t n = strcspn(t, "\n");
+		int k = snprintf(out + o, outsz - o, "%s%d %s%s%.*s", o ? "\r\n" : "", s->code,
+				 s->enh[0] == '0' + s->code / 100 && s->enh[1] == '.' ? s->enh : "",
+				 s->enh[0] == '0' + s->code / 100 && s->enh[1] == '.' ? " " : "", (int)n, t);
+		if (k < 0 || (size_t)k >= outsz - o)
+			break;
+		o += (size_t)k;
+		t += n;
+	} while (*t++ == '\n' && *t);
+}
+
 static void set_result(struct attempt *a, size_t i, const struct smtpc_status *s,
 		       const char *remote, int permanent_dest)
 {
 	struct qstate_rcpt *r = &a->res[i];
 	int cls = s->enh[0] == '2' ? 2 : s->enh[0] == '5' ? 5 : 4;
 
+	char etext[QSTATE_TEXT_MAX * 4];
+
 	if (permanent_dest)
 		cls = 5;
 	r->status = cls == 2 ? RCPT_DELIVERED : cls == 5 ? RCPT_FAILED : RCPT_DEFERRED;
 	r->when = a->now;
-	r->code = s->code;
 	snprintf(r->enhanced, sizeof(r->enhanced), "%s", s->enh);
 	snprintf(r->remote, sizeof(r->remote), "%s", remote);
-	snprintf(r->text, sizeof(r->text), "%s", s->text);
-	for (char *p = r->text; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-	log_info("qid=%s qmgr %s rcpt=<%s> dsn=%s remote=%s reply=\"%d %s\"", a->id,
+	if (s->local) {
+		/* no server said this: code 0 marks mxgate's own words (a report's detail) */
+		r->code = 0;
+		snprintf(r->text, sizeof(r->text), "%s", s->text);
+	} else {
+		/* the reply as the server sent it, each line with its codes, for the report */
+		r->code = s->code;
+		reply_verbatim(s, r->text, sizeof(r->text));
+	}
+	log_info("qid=%s qmgr %s rcpt=<%s> dsn=%s remote=%s reply=\"%s\"", a->id,
 		 qstate_status_name(r->status), a->env.rcpts[i].addr, r->enhanced,
-		 remote[0] ? remote : "-", r->code, r->text);
+		 remote[0] ? remote : "-", log_escape(etext, sizeof(etext), r->text, strlen(r->text)));
 }
 
 static void group_sent(void *arg, struct smtpc *c, const struct smtpc_sent *sent)
@@ -344,7 +371,7 @@ static void remove_work(void *arg)
 {
 	struct attempt *a = arg;
 
-	unlink(a->path);
+	unlink(a->path); /* a crash before the next line leaves an orphan log: scan() sweeps it */
 	unlink(a->spath);
 }
 
@@ -431,13 +458,11 @@ static void merge(struct attempt *a)
 		if (r->status == RCPT_PENDING)
 			continue;
 		if (r->status == RCPT_DEFERRED && a->now >= expires) {
-			char last[QSTATE_TEXT_MAX];
-			snprintf(last, sizeof(last), "%s", r->text);
+			/* the last reply stays as it was: the report quotes it beside 4.4.7 */
 			r->status = RCPT_FAILED;
-			snprintf(r->text, sizeof(r->text), "gave up after %u s in the queue; last reply: "
-				 "%d %s %s", cfg->max_lifetime, r->code, r->enhanced, last);
 			snprintf(r->enhanced, sizeof(r->enhanced), "4.4.7");
-			log_info("qid=%s qmgr expired rcpt=<%s> dsn=4.4.7", a->id, a->env.rcpts[i].addr);
+			log_info("qid=%s qmgr expired rcpt=<%s> dsn=4.4.7 after=%us", a->id,
+				 a->env.rcpts[i].addr, cfg->max_lifetime);
 		}
 		a->st.rcpts[i] = *r;
 	}
@@ -515,13 +540,19 @@ static void build_report(struct attempt *a)
 			.status = r->enhanced[0] && r->enhanced[0] != '-' ? r->enhanced
 									 : (fail ? "5.0.0" : "4.0.0"),
 			.remote_mta = r->remote[0] && strcmp(r->remote, "-") ? r->remote : NULL,
-			.remote_reply = r->code && !strstr(r->text, "gave up after") ? r->text : NULL,
-			.detail = r->code ? (strstr(r->text, "gave up after") ? r->text : NULL) : r->text,
+			.remote_reply = r->code ? r->text : NULL,
+			.detail = r->code ? NULL : r->text,
 			.last_attempt = r->when,
 		};
 	}
 	xtext_decode(a->envid, envid, sizeof(envid));
 	id_queue(a->report_qid);
+	if (qmgr_tenant_route(a->q, rcpt_domain(a->env.v.from), a->report_route,
+			      sizeof(a->report_route), a->report_tenant,
+			      sizeof(a->report_tenant)) < 0) {
+		snprintf(a->report_route, sizeof(a->report_route), "mx");
+		snprintf(a->report_tenant, sizeof(a->report_tenant), "-");
+	}
 	struct ndr_input in = {
 		.kind = a->report_kind, .reporting_mta = cfg->hostname, .queue_id = a->id,
 		.envid = a->envid[0] ? envid : NULL, .sender = a->env.v.from,
@@ -566,7 +597,7 @@ static void close_work(void *arg)
 		qstate_append_word(a->spath, a->report_kind == NDR_FAILURE ? "reported" : "warned",
 				   a->report_kind == NDR_FAILURE ? a->report_qid : "1");
 	if (a->final && !a->report_failed) {
-		unlink(a->path);
+		unlink(a->path); /* as in remove_work */
 		unlink(a->spath);
 	}
 }
@@ -604,10 +635,11 @@ static void report_committed(void *arg, int status)
 	bgjob_submit(a->q->bg, close_work, close_done, a);
 }
 
-/* Reports go out like any message, by MX of the sender's domain. */
+/* Reports go out like any message: to the route of the tenant that serves the sender's domain,
+ * else by MX. */
 static void queue_report(struct attempt *a)
 {
-	struct queue_rcpt rc = { a->env.v.from, "-", "mx", "" };
+	struct queue_rcpt rc = { a->env.v.from, a->report_tenant, a->report_route, "" };
 	char params[64];
 	struct queue_envelope env = {
 		.qid = a->report_qid, .arrival = a->now, .sid = "qmgr", .client_ip = "127.0.0.1",

@@ -19,6 +19,8 @@ struct event_base;
 struct resolver;
 struct bgjob_queue;
 struct queue;
+struct store;
+struct model_snapshot;
 struct attempt;
 struct dest;
 
@@ -42,7 +44,11 @@ struct qmgr {
 	struct resolver *res;
 	struct bgjob_queue *bg;
 	struct queue *queue; /* where reports are queued */
-	SSL_CTX *tls;        /* client context for opportunistic STARTTLS */
+	/* the policy store, read on the background thread only: reports to a sender in a
+	 * tenant's domain go to that tenant's route, not by MX */
+	struct store *store;
+	struct model_snapshot *snap;
+	SSL_CTX *tls;        /* client context for STARTTLS (system trust store, for verify) */
 	char incoming[PATH_MAX / 2], state_dir[PATH_MAX / 2];
 	struct qentry *entries;
 	size_t nentries, cap;
@@ -62,6 +68,11 @@ void qmgr_entry_remove(struct qmgr *q, const char *id);
  * message is gone). */
 void qmgr_attempt_over(struct qmgr *q, struct attempt *a, const char *id, time_t next, int held);
 
+/* Background thread only: the route ("HOST:PORT...") and tenant for mail to domain, when a
+ * tenant serves it; returns 0, or -1 (deliver by MX). */
+int qmgr_tenant_route(struct qmgr *q, const char *domain, char *route, size_t routesz,
+		      char *tenant, size_t tenantsz);
+
 /* --- attempt.c --- */
 void attempt_start(struct qmgr *q, struct qentry *e);
 void attempt_abort_all(struct qmgr *q);
@@ -74,9 +85,10 @@ struct dest_status {
 	char remote[SMTPC_HOST_MAX];
 };
 typedef void dest_ready_fn(void *arg, struct smtpc *c, const struct dest_status *st);
-/* key: "HOST:PORT" or "mx:DOMAIN". Calls ready with a connection to the destination (an idle
- * one, or a new one within the concurrency limit; else later, when one frees up). ready
- * never runs inside dest_acquire. Returns a handle for dest_cancel. */
+/* key: a route spec ("HOST:PORT", "HOST:PORT tls=required|verify") or "mx:DOMAIN". Calls
+ * ready with a connection to the destination (an idle one, or a new one within the
+ * concurrency limit; else later, when one frees up). ready never runs inside dest_acquire.
+ * Returns a handle for dest_cancel. */
 struct dest_wait *dest_acquire(struct qmgr *q, const char *key, dest_ready_fn *ready, void *arg);
 void dest_cancel(struct dest_wait **w);
 /* Gives a connection back: kept idle for the next message when reusable, else closed. */

@@ -1,5 +1,7 @@
-/* dest: connections per destination. A destination is a tenant's route ("HOST:PORT") or a
- * mail domain reached by MX ("mx:DOMAIN"). At most cfg->dest_concurrency connections to one
+/* dest: connections per destination. A destination is a tenant's route with its TLS mode
+ * ("HOST:PORT", "HOST:PORT tls=required", "HOST:PORT tls=verify": model_route_spec_parse) or
+ * a mail domain reached by MX ("mx:DOMAIN"). The key is the whole text, so connections that
+ * need TLS are never shared with ones that do not. At most cfg->dest_concurrency connections to one
  * destination are in use at once (`active`, idle ones not counted: they are used first); a
  * finished connection that can carry another transaction waits
  * idle for DEST_IDLE_SECONDS so the next message to the same place skips connect and EHLO. */
@@ -12,6 +14,7 @@
 #include "config/config.h"
 #include "delivery/delivery_private.h"
 #include "dns/destination.h"
+#include "policy/model.h"
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
@@ -29,6 +32,7 @@ struct dest {
 	char key[DEST_KEY_MAX];
 	char target[DEST_KEY_MAX];
 	int mx;
+	enum route_tls tls; /* a route's mode; opportunistic for MX */
 	uint16_t port;
 	unsigned active; /* connections in use or being set up */
 	struct idle_conn idle[DEST_IDLE_MAX];
@@ -52,7 +56,7 @@ struct dest_wait {
 
 static int parse_key(struct dest *d, const char *key)
 {
-	char host[DEST_KEY_MAX];
+	char hostport[DEST_KEY_MAX], host[DEST_KEY_MAX];
 	uint16_t port;
 
 	if (!strncmp(key, "mx:", 3)) {
@@ -61,7 +65,8 @@ static int parse_key(struct dest *d, const char *key)
 		d->port = (uint16_t)d->q->cfg->mx_port;
 		return 0;
 	}
-	if (hostport_split(key, host, sizeof(host), &port) < 0)
+	if (model_route_spec_parse(key, hostport, sizeof(hostport), &d->tls) < 0 ||
+	    hostport_split(hostport, host, sizeof(host), &port) < 0)
 		return -1;
 	snprintf(d->target, sizeof(d->target), "%s", host);
 	d->port = port;
@@ -137,8 +142,9 @@ static void on_connected(void *arg, struct smtpc *c, const struct smtpc_ready_in
 	w->connecting = NULL;
 	snprintf(w->st.remote, sizeof(w->st.remote), "%s", info->host[0] ? info->host : info->ip);
 	if (info->result == SMTPC_CONNECTED) {
-		log_info("qmgr connected dest=%s host=%s ip=%s tls=%s", w->d->key, info->host,
-			 info->ip, info->tls ? info->tls_summary : "no");
+		log_info("qmgr connected dest=\"%s\" host=%s ip=%s tls=%s verified=%s", w->d->key,
+			 info->host, info->ip, info->tls ? info->tls_summary : "no",
+			 info->tls_verified ? "yes" : "no");
 		finish(w, c);
 		return;
 	}
@@ -171,6 +177,13 @@ static void on_resolved(void *arg, const struct destination_result *res)
 	p.log_id = NULL; /* connections serve many messages: lines name the host */
 	p.tls = d->q->tls ? SMTPC_TLS_OPPORTUNISTIC : SMTPC_TLS_NONE;
 	p.ssl_ctx = d->q->tls;
+	if (!d->mx) {
+		/* the route's host names the server: SNI, and what verify checks */
+		p.tls_name = d->target;
+		if (d->tls != ROUTE_TLS_OPPORTUNISTIC)
+			p.tls = SMTPC_TLS_REQUIRED;
+		p.tls_verify = d->tls == ROUTE_TLS_VERIFY;
+	}
 	p.timeouts.connect_ms = cfg->connect_timeout * 1000;
 	p.timeouts.greeting_ms = cfg->connect_timeout * 1000;
 	p.timeouts.mail_ms = p.timeouts.rcpt_ms = p.timeouts.ehlo_ms = cfg->smtp_timeout * 1000;
@@ -186,7 +199,8 @@ static void start_connect(struct dest_wait *w)
 	w->has_slot = 1;
 	d->active++;
 	if (!d->target[0]) {
-		set_failure(w, "5.4.4", 550, "invalid route (expected HOST:PORT)", 1);
+		set_failure(w, "5.4.4", 550, "invalid route (expected HOST:PORT, optionally followed "
+				       "by tls=required or tls=verify)", 1);
 		finish(w, NULL);
 		return;
 	}
@@ -201,6 +215,9 @@ struct dest_wait *dest_acquire(struct qmgr *q, const char *key, dest_ready_fn *r
 	w->d = d;
 	w->ready = ready;
 	w->arg = arg;
+	/* an idle connection the server closed meanwhile is of no use */
+	while (d->nidle > 0 && !smtpc_is_reusable(d->idle[d->nidle - 1].c))
+		smtpc_free(&d->idle[--d->nidle].c);
 	if (d->nidle > 0) {
 		struct idle_conn *ic = &d->idle[--d->nidle];
 		w->has_slot = 1;

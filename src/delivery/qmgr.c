@@ -19,6 +19,8 @@
 #include "delivery/delivery_private.h"
 #include "dns/resolver.h"
 #include "event/bgjob.h"
+#include "policy/model.h"
+#include "store/store.h"
 #include "queue/queue.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
@@ -79,6 +81,55 @@ void qmgr_attempt_over(struct qmgr *q, struct attempt *a, const char *id, time_t
 	e->next = next;
 }
 
+/* State logs whose message is gone (a crash between the two unlinks of a removal, or a
+ * queue request racing one) are removed. */
+static void sweep_orphans(struct qmgr *q)
+{
+	DIR *d = opendir(q->state_dir);
+	struct dirent *de;
+	char path[PATH_MAX];
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (!id_queue_valid(de->d_name) || qmgr_entry(q, de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", q->incoming, de->d_name);
+		if (access(path, F_OK) == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", q->state_dir, de->d_name);
+		if (unlink(path) == 0)
+			log_info("qid=%s qmgr removed an orphaned state log", de->d_name);
+	}
+	closedir(d);
+}
+
+int qmgr_tenant_route(struct qmgr *q, const char *domain, char *route, size_t routesz,
+		      char *tenant, size_t tenantsz)
+{
+	char err[STORE_ERR_MAX];
+	uint64_t gen;
+	const struct model_tenant *t;
+
+	if (!q->store)
+		return -1;
+	gen = store_generation(q->store);
+	if (!q->snap || (gen && gen != model_generation(q->snap))) {
+		struct model_snapshot *fresh = store_load(q->store, err, sizeof(err));
+		if (fresh) {
+			model_unref(&q->snap);
+			q->snap = fresh;
+		} else {
+			log_warn("qmgr cannot read the policy store: %s", err);
+		}
+	}
+	if (!q->snap || !(t = model_tenant_for_domain(q->snap, domain)))
+		return -1;
+	model_route_spec_format(t->route, t->route_tls, route, routesz); /* with its TLS needs */
+	snprintf(tenant, tenantsz, "%s", t->name);
+	return 0;
+}
+
 static void scan(struct qmgr *q)
 {
 	DIR *d = opendir(q->incoming);
@@ -93,6 +144,7 @@ static void scan(struct qmgr *q)
 		if (id_queue_valid(de->d_name))
 			entry_add(q, de->d_name);
 	closedir(d);
+	sweep_orphans(q);
 }
 
 static void run_due(struct qmgr *q)
@@ -188,7 +240,11 @@ static int setup(struct qmgr *q, const struct config *cfg)
 		log_err("qmgr cannot start: %s", q->res ? strerror(errno) : err);
 		return -1;
 	}
-	q->tls = SSL_CTX_new(TLS_client_method());
+	if ((q->tls = SSL_CTX_new(TLS_client_method())) && !SSL_CTX_set_default_verify_paths(q->tls))
+		log_warn("qmgr cannot load the system trust store: routes with tls=verify will defer");
+	q->store = store_open(cfg->data_dir, STORE_READ_WRITE, err, sizeof(err));
+	if (!q->store)
+		log_warn("qmgr: policy store: %s (reports go by MX)", err);
 	q->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (q->inotify_fd >= 0 && inotify_add_watch(q->inotify_fd, q->incoming, IN_MOVED_TO) >= 0) {
 		q->inotify_ev = event_new(q->base, q->inotify_fd, EV_READ | EV_PERSIST, on_inotify, q);
@@ -221,6 +277,8 @@ static void teardown(struct qmgr *q)
 	bgjob_free(&q->bg);
 	attempt_abort_all(q);
 	dest_free_all(q);
+	model_unref(&q->snap);
+	store_close(&q->store);
 	if (q->tick)
 		event_free(q->tick);
 	if (q->usr1)

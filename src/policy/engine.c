@@ -355,6 +355,7 @@ static int rule_recipient_probe(const struct engine_request *rq, const struct mo
 	}
 	TRACE(tr, "recipient", "no answer from the server of tenant %s about %s (%s)", t->name,
 	      rq->rcpt, p ? p->detail : "no probe made");
+	v->probe_wanted = p == NULL;
 	text_safe(rq->rcpt, shown, sizeof(shown));
 	v->action = ENGINE_TEMPFAIL;
 	v->code = 451;
@@ -452,10 +453,11 @@ void engine_decide(const struct engine_request *rq, struct engine_verdict *v, st
 		rule_relay(rq, v, tr);
 		goto done;
 	}
-	TRACE(tr, "tenant", "recipient %s: domain %s belongs to tenant %s (route %s)", rq->rcpt,
-	      rq->rcpt_domain, t->name, t->route);
 	v->tenant = t;
-	snprintf(v->route, sizeof(v->route), "%s", t->route);
+	/* cannot fail: MODEL_ROUTE_SPEC_MAX has room for any stored route and mode */
+	model_route_spec_format(t->route, t->route_tls, v->route, sizeof(v->route));
+	TRACE(tr, "tenant", "recipient %s: domain %s belongs to tenant %s (route %s)", rq->rcpt,
+	      rq->rcpt_domain, t->name, v->route);
 	f.tenant = t;
 	gather_connectors(&f); /* before rule 2, so the trace shows them even on a Block */
 	e = rule_ip_lists(rq, t, v, tr);

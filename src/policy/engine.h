@@ -82,7 +82,13 @@ struct engine_verdict {
 	char list[ENGINE_FIELD_MAX];    /* the list or connector that decided, "" when none */
 	char entry[ENGINE_FIELD_MAX];   /* the entry that matched, "" when none */
 	const struct model_tenant *tenant; /* the recipient's tenant (NULL when refused relay) */
-	char route[MODEL_ROUTE_MAX + 1];   /* HOST:PORT, or "mx" to deliver by MX (relay) */
+	char route[MODEL_ROUTE_SPEC_MAX + 1]; /* the tenant's route with its TLS mode
+					      * ("HOST:PORT", "HOST:PORT tls=required", see
+					      * model_route_spec_format), or "mx" to deliver by MX
+					      * (relay) */
+	int probe_wanted;               /* rule 3a wanted a probe answer and rq->rcpt_probe was
+					   NULL: the caller may probe the tenant's server and
+					   decide again with the answer */
 	const char *reason;             /* tag for the verdict header: "allow-list",
 					   "onprem-connector", "onprem-relay", "dnsbl-clean",
 					   "dnsbl-timeout", "dnsbl-listed", "ip-block", ... */

@@ -216,6 +216,7 @@ struct b_domain { uint32_t tenant_id; char *domain; };
 struct b_range { uint32_t connector_id; struct cidr range; };
 struct b_entry { uint32_t tenant_id; enum ip_list list; struct cidr net; char *comment; };
 struct b_check { uint32_t tenant_id; enum recipient_check check; };
+struct b_route_tls { uint32_t tenant_id; enum route_tls tls; };
 /* Recipients keep their texts in one block (a million strdups would dominate the load);
  * consecutive entries of one domain share its text. */
 struct b_rcpt { uint32_t tenant_id, domain, local; /* offsets into rcpt_text */ };
@@ -227,6 +228,7 @@ struct model_builder {
 	VEC(struct b_range) ranges;
 	VEC(struct b_entry) entries;
 	VEC(struct b_check) checks;
+	VEC(struct b_route_tls) route_tls;
 	VEC(struct b_rcpt) rcpts;
 	VEC(char) rcpt_text;
 	uint32_t last_domain; /* offset + 1 of the last recipient domain, 0 = none */
@@ -253,6 +255,7 @@ void model_builder_free(struct model_builder **bp)
 	free(b->ranges.v);
 	free(b->entries.v);
 	free(b->checks.v);
+	free(b->route_tls.v);
 	free(b->rcpts.v);
 	free(b->rcpt_text.v);
 	free(b);
@@ -330,6 +333,16 @@ int model_set_recipient_check(struct model_builder *b, uint32_t tenant_id,
 	if (!model_recipient_check_name(check))
 		return -1;
 	VEC_PUSH(b->checks, c);
+	return 0;
+}
+
+int model_set_route_tls(struct model_builder *b, uint32_t tenant_id, enum route_tls tls)
+{
+	struct b_route_tls r = { tenant_id, tls };
+
+	if (!model_route_tls_name(tls))
+		return -1;
+	VEC_PUSH(b->route_tls, r);
 	return 0;
 }
 
@@ -511,12 +524,18 @@ static void index_entries(struct model_snapshot *s, struct model_builder *b)
 	free(pairs);
 }
 
-static void apply_checks(struct model_snapshot *s, struct model_builder *b)
+/* The tenants' settings (recipient check, route TLS); the last call for a tenant wins. */
+static void apply_settings(struct model_snapshot *s, struct model_builder *b)
 {
 	for (size_t i = 0; i < b->checks.n; i++) {
 		struct model_tenant *t = tenant_by_id(s, b->checks.v[i].tenant_id);
 		if (t)
 			t->recipient_check = b->checks.v[i].check;
+	}
+	for (size_t i = 0; i < b->route_tls.n; i++) {
+		struct model_tenant *t = tenant_by_id(s, b->route_tls.v[i].tenant_id);
+		if (t)
+			t->route_tls = b->route_tls.v[i].tls;
 	}
 }
 
@@ -623,7 +642,7 @@ struct model_snapshot *model_builder_finish(struct model_builder **bp, uint64_t 
 	index_domains(s, b);
 	index_connectors(s, b);
 	index_entries(s, b);
-	apply_checks(s, b);
+	apply_settings(s, b);
 	index_recipients(s, b);
 	model_builder_free(bp);
 	return s;
@@ -876,4 +895,74 @@ const char *model_recipient_check_name(enum recipient_check check)
 	case RCPT_CHECK_PROBE: return "probe";
 	}
 	return NULL;
+}
+
+/* ---- routes with their TLS mode ------------------------------------------------------- */
+
+#define ROUTE_TLS_OPTION "tls="
+
+const char *model_route_tls_name(enum route_tls tls)
+{
+	switch (tls) {
+	case ROUTE_TLS_OPPORTUNISTIC: return "opportunistic";
+	case ROUTE_TLS_REQUIRED: return "required";
+	case ROUTE_TLS_VERIFY: return "verify";
+	}
+	return NULL;
+}
+
+int model_route_tls_parse(const char *text, enum route_tls *tls_r)
+{
+	static const enum route_tls all[] = { ROUTE_TLS_OPPORTUNISTIC, ROUTE_TLS_REQUIRED,
+					      ROUTE_TLS_VERIFY };
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (strcmp(text, model_route_tls_name(all[i])) == 0) {
+			*tls_r = all[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int model_route_spec_format(const char *route, enum route_tls tls, char *out, size_t outsz)
+{
+	const char *name = model_route_tls_name(tls);
+	int n;
+
+	if (!name) {
+		if (outsz)
+			out[0] = '\0';
+		return -1;
+	}
+	if (tls == ROUTE_TLS_OPPORTUNISTIC) /* the plain form: files of older versions read alike */
+		n = snprintf(out, outsz, "%s", route);
+	else
+		n = snprintf(out, outsz, "%s " ROUTE_TLS_OPTION "%s", route, name);
+	if (n < 0 || (size_t)n >= outsz) {
+		if (outsz)
+			out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int model_route_spec_parse(const char *spec, char *hostport, size_t hostport_sz,
+			   enum route_tls *tls_r)
+{
+	size_t len = strcspn(spec, " ");
+	const char *opt = spec + len;
+
+	if (len == 0 || len >= hostport_sz)
+		return -1;
+	*tls_r = ROUTE_TLS_OPPORTUNISTIC;
+	if (*opt == ' ') {
+		opt++;
+		if (strncmp(opt, ROUTE_TLS_OPTION, strlen(ROUTE_TLS_OPTION)) != 0 ||
+		    model_route_tls_parse(opt + strlen(ROUTE_TLS_OPTION), tls_r) < 0)
+			return -1;
+	}
+	memcpy(hostport, spec, len);
+	hostport[len] = '\0';
+	return 0;
 }

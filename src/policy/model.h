@@ -18,6 +18,9 @@
 
 #define MODEL_NAME_MAX 64      /* tenant and connector names */
 #define MODEL_ROUTE_MAX 262    /* HOST:PORT */
+/* A route with its TLS mode, as verdicts and queue files carry it: "HOST:PORT tls=required"
+ * (see model_route_spec_format). */
+#define MODEL_ROUTE_SPEC_MAX (MODEL_ROUTE_MAX + 16)
 #define MODEL_DOMAIN_MAX 253
 #define MODEL_TLS_NAME_MAX 253
 #define MODEL_COMMENT_MAX 200
@@ -32,6 +35,11 @@ enum ip_list { IP_LIST_ALLOW = 1, IP_LIST_BLOCK = 2 };
  * caller's probe answer, struct engine_request.rcpt_probe; the store does not let an admin
  * choose it yet). */
 enum recipient_check { RCPT_CHECK_OFF = 0, RCPT_CHECK_DIRECTORY = 1, RCPT_CHECK_PROBE = 2 };
+
+/* How the queue manager (and a recipient probe) uses TLS to a tenant's route: STARTTLS when
+ * offered; STARTTLS or no delivery (certificate not checked); STARTTLS with the chain verified
+ * against the system trust store and the route's host name. `mxgate tenant set --route-tls`. */
+enum route_tls { ROUTE_TLS_OPPORTUNISTIC = 0, ROUTE_TLS_REQUIRED = 1, ROUTE_TLS_VERIFY = 2 };
 
 /* What model_recipient_known found. */
 enum model_rcpt_match {
@@ -50,6 +58,7 @@ struct model_tenant {
 	size_t nconnectors;
 	size_t nallow, nblock;
 	enum recipient_check recipient_check; /* RCPT_CHECK_OFF unless set */
+	enum route_tls route_tls;             /* ROUTE_TLS_OPPORTUNISTIC unless set */
 	size_t nrecipients;                   /* directory entries, catch-alls included */
 };
 
@@ -96,6 +105,9 @@ int model_add_ip_entry(struct model_builder *b, uint32_t tenant_id, enum ip_list
  * -1 for a value outside enum recipient_check. */
 int model_set_recipient_check(struct model_builder *b, uint32_t tenant_id,
 			      enum recipient_check check);
+/* Sets a tenant's route TLS mode (default ROUTE_TLS_OPPORTUNISTIC); the last call for a
+ * tenant wins. -1 for a value outside enum route_tls. */
+int model_set_route_tls(struct model_builder *b, uint32_t tenant_id, enum route_tls tls);
 /* Adds local@domain to the tenant's recipient directory. domain: A-label, lower case, one of
  * the tenant's domains (an entry at another domain is dropped in finish). local: the
  * canonical local part (a quoted-string without its quotes and backslashes), 1..64 octets;
@@ -153,5 +165,28 @@ enum model_rcpt_match model_recipient_known(const struct model_snapshot *s,
 					    const char *domain);
 /* "off", "directory", "probe"; NULL for a value outside the enum. */
 const char *model_recipient_check_name(enum recipient_check check);
+
+/* --- routes with their TLS mode (pure) -------------------------------------------------
+ * A verdict carries a tenant's route to the queue file, and the queue manager reads it back
+ * without the store, so the TLS mode travels inside the route text (docs/queue-format.md):
+ *   "HOST:PORT"                opportunistic
+ *   "HOST:PORT tls=required"   required
+ *   "HOST:PORT tls=verify"     verify
+ * HOST:PORT is the stored route (a name, an IPv4 address or [IPv6]:PORT; it never holds a
+ * space). */
+
+/* "opportunistic", "required", "verify"; NULL for a value outside the enum. */
+const char *model_route_tls_name(enum route_tls tls);
+/* The inverse of model_route_tls_name (exact, lower case): 0, or -1 for anything else. */
+int model_route_tls_parse(const char *text, enum route_tls *tls_r);
+/* Writes the route spec of route and tls into out. Returns 0, or -1 when it does not fit
+ * (out is then empty). */
+int model_route_spec_format(const char *route, enum route_tls tls, char *out, size_t outsz);
+/* Splits a route spec: HOST:PORT into hostport (outsz bytes), the mode into *tls_r. Returns 0,
+ * or -1 when the text is not a route spec: empty HOST:PORT, a space inside it, an option
+ * other than one "tls=MODE", or hostport too small. The HOST:PORT part itself is the
+ * caller's to check (hostport_split). */
+int model_route_spec_parse(const char *spec, char *hostport, size_t hostport_sz,
+			   enum route_tls *tls_r);
 
 #endif

@@ -1,4 +1,10 @@
-/* policy: see policy.h. */
+/* policy: see policy.h.
+ *
+ * A check waits for up to two things, in parallel: the client's DNSBL answers (started at
+ * connect) and, for a tenant with recipient check "probe", the probe of the tenant's server
+ * (probe.h). The engine is asked first without a probe answer: only when it says it wants one
+ * (rules 1 to 3 did not decide, the address is not postmaster) is the cache looked up or a probe
+ * started. The final decision runs when the last of the two is in. */
 #include "policy/policy.h"
 
 #include <event2/event.h>
@@ -9,6 +15,7 @@
 #include "config/config.h"
 #include "dns/dnsbl.h"
 #include "event/bgjob.h"
+#include "policy/probe.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
@@ -21,6 +28,7 @@ struct policy {
 	struct model_snapshot *current;
 	struct event *reload_timer;
 	struct dnsbl *dnsbl;
+	struct probe *probe;
 	int reloading;
 	/* reload job in/out, touched by the thread only while reloading is set */
 	uint64_t job_generation;
@@ -34,13 +42,16 @@ struct pending_rcpt {
 	struct policy_client cl;
 	char ip_str[ADDR_STR_MAX];
 	char sender_domain[256], rcpt[300], rcpt_domain[256];
+	struct engine_probe probe; /* the probe's answer, when have_probe */
+	int have_probe;
 };
 
 struct policy_session {
 	struct policy *p;
 	struct model_snapshot *snap;
 	struct dnsbl_query *q;
-	int waiting;
+	int waiting;               /* for the DNSBL answers */
+	struct probe_req *probing; /* for a recipient probe */
 	struct pending_rcpt pending;
 };
 
@@ -109,6 +120,7 @@ struct policy *policy_new(struct event_base *base, const struct config *cfg, cha
 	p->dnsbl = dnsbl_new(base, cfg, errbuf, errsz);
 	if (!p->dnsbl)
 		goto fail;
+	p->probe = probe_new(base, cfg);
 	p->bg = bgjob_new(base);
 	p->reload_timer = event_new(base, -1, EV_PERSIST, on_reload_timer, p);
 	event_add(p->reload_timer, &tv);
@@ -129,6 +141,7 @@ void policy_free(struct policy **pp)
 	event_free(p->reload_timer);
 	bgjob_free(&p->bg); /* runs reload_done of a reload in progress */
 	dnsbl_free(&p->dnsbl);
+	probe_free(&p->probe);
 	model_unref(&p->current);
 	store_close(&p->store);
 	free(p);
@@ -137,25 +150,36 @@ void policy_free(struct policy **pp)
 
 /* ---- sessions ----------------------------------------------------------------------- */
 
-static void decide(struct policy_session *ps, const struct pending_rcpt *r)
+/* The engine's request for r, with the DNSBL answers so far and the probe's answer if any;
+ * ec is the client part it points to. */
+static void make_request(const struct policy_session *ps, const struct pending_rcpt *r,
+			 struct engine_client *ec, struct engine_request *rq)
 {
-	struct engine_client ec = {
+	*ec = (struct engine_client){
 		.ip = r->cl.ip, .ip_str = r->cl.ip_str, .tls = r->cl.tls,
 		.tls_names = r->cl.tls_names, .ntls_names = r->cl.ntls_names,
 	};
-	struct engine_request rq = {
-		.snap = ps->snap, .client = &ec, .sender_domain = r->sender_domain, .rcpt = r->rcpt,
+	*rq = (struct engine_request){
+		.snap = ps->snap, .client = ec, .sender_domain = r->sender_domain, .rcpt = r->rcpt,
 		.rcpt_domain = r->rcpt_domain, .dnsbl_threshold = ps->p->cfg->dnsbl_threshold,
+		.rcpt_probe = r->have_probe ? &r->probe : NULL,
 	};
+	if (ps->q) {
+		rq->dnsbl = dnsbl_query_answers(ps->q, &rq->ndnsbl);
+		rq->dnsbl_complete = dnsbl_query_complete(ps->q);
+	} else {
+		rq->dnsbl_complete = 1;
+	}
+}
+
+static void decide(struct policy_session *ps, const struct pending_rcpt *r)
+{
+	struct engine_client ec;
+	struct engine_request rq;
 	struct engine_verdict ev;
 	struct policy_verdict v;
 
-	if (ps->q) {
-		rq.dnsbl = dnsbl_query_answers(ps->q, &rq.ndnsbl);
-		rq.dnsbl_complete = dnsbl_query_complete(ps->q);
-	} else {
-		rq.dnsbl_complete = 1;
-	}
+	make_request(ps, r, &ec, &rq);
 	engine_decide(&rq, &ev, NULL);
 	memset(&v, 0, sizeof(v));
 	v.action = ev.action == ENGINE_ACCEPT ? POLICY_ACCEPT
@@ -177,6 +201,40 @@ static void decide(struct policy_session *ps, const struct pending_rcpt *r)
 	r->done(r->arg, &v);
 }
 
+static void on_probe_done(void *arg, const struct engine_probe *answer)
+{
+	struct policy_session *ps = arg;
+
+	ps->probing = NULL; /* the probe module freed the request */
+	ps->pending.probe = *answer;
+	ps->pending.have_probe = 1;
+	if (!ps->waiting)
+		decide(ps, &ps->pending);
+}
+
+/* Starts what rule 3a needs when the recipient's tenant probes its server: the cache's answer
+ * (kept in r), or a probe (ps->probing set). Nothing for any other recipient, nor when an
+ * earlier rule decides without the probe (a Block entry, relay, postmaster). */
+static void start_probe(struct policy_session *ps, struct pending_rcpt *r)
+{
+	const struct model_tenant *t = model_tenant_for_domain(ps->snap, r->rcpt_domain);
+	struct engine_client ec;
+	struct engine_request rq;
+	struct engine_verdict ev;
+
+	if (!t || t->recipient_check != RCPT_CHECK_PROBE)
+		return;
+	make_request(ps, r, &ec, &rq);
+	engine_decide(&rq, &ev, NULL);
+	if (!ev.probe_wanted)
+		return;
+	struct probe_target target = {
+		.tenant = t->name, .route = ev.route, .rcpt = r->rcpt, .log_id = r->cl.sid,
+	};
+	if (probe_check(ps->p->probe, &target, &r->probe, on_probe_done, ps, &ps->probing))
+		r->have_probe = 1;
+}
+
 static void on_dnsbl_done(void *arg, struct dnsbl_query *q)
 {
 	struct policy_session *ps = arg;
@@ -185,7 +243,8 @@ static void on_dnsbl_done(void *arg, struct dnsbl_query *q)
 	if (!ps->waiting)
 		return;
 	ps->waiting = 0;
-	decide(ps, &ps->pending);
+	if (!ps->probing)
+		decide(ps, &ps->pending);
 }
 
 struct policy_session *policy_session_new(struct policy *p, const struct policy_client *cl)
@@ -206,6 +265,7 @@ void policy_session_free(struct policy_session **psp)
 	if (!ps)
 		return;
 	dnsbl_query_free(&ps->q);
+	probe_cancel(&ps->probing);
 	model_unref(&ps->snap);
 	free(ps);
 	*psp = NULL;
@@ -225,9 +285,10 @@ void policy_check_rcpt(struct policy_session *ps, const struct policy_client *cl
 	snprintf(r->sender_domain, sizeof(r->sender_domain), "%s", mail_from_domain);
 	snprintf(r->rcpt, sizeof(r->rcpt), "%s", rcpt);
 	snprintf(r->rcpt_domain, sizeof(r->rcpt_domain), "%s", rcpt_domain);
-	if (ps->q && !dnsbl_query_complete(ps->q)) {
-		ps->waiting = 1; /* on_dnsbl_done decides */
-		return;
-	}
-	decide(ps, r);
+	r->have_probe = 0;
+	start_probe(ps, r);
+	if (ps->q && !dnsbl_query_complete(ps->q))
+		ps->waiting = 1; /* on_dnsbl_done decides, unless the probe is still out */
+	if (!ps->waiting && !ps->probing)
+		decide(ps, r);
 }

@@ -5,7 +5,9 @@
  * A session opens a policy_session at connect: it keeps the snapshot of that moment for its
  * whole life and starts the DNSBL lookups for the client at once, so they run while the client
  * says EHLO and MAIL. Each RCPT then asks policy_check_rcpt, whose answer comes through a
- * callback: at once when the DNSBL answers are in, else when they arrive or time out. */
+ * callback: at once when the DNSBL answers are in, else when they arrive or time out. For a
+ * tenant with recipient check "probe" the answer also waits for the probe of the tenant's
+ * server (at most [policy] probe_timeout_ms), unless its answer is cached. */
 #ifndef MXG_POLICY_H
 #define MXG_POLICY_H
 
@@ -21,7 +23,7 @@ struct policy_session;
 
 #define POLICY_TEXT_MAX ENGINE_TEXT_MAX
 #define POLICY_NAME_MAX 65
-#define POLICY_ROUTE_MAX (MODEL_ROUTE_MAX + 1)
+#define POLICY_ROUTE_MAX (MODEL_ROUTE_SPEC_MAX + 1)
 
 struct policy_client {
 	struct ip_addr ip;
@@ -43,7 +45,7 @@ struct policy_verdict {
 	char list[ENGINE_FIELD_MAX];
 	char entry[ENGINE_FIELD_MAX];
 	char tenant[POLICY_NAME_MAX]; /* "" when refused without a tenant */
-	char route[POLICY_ROUTE_MAX];
+	char route[POLICY_ROUTE_MAX]; /* route with its TLS mode (model_route_spec_format) */
 	const char *reason;           /* verdict header tag */
 	char dnsbl[ENGINE_FIELD_MAX]; /* DNSBL summary for the header and log */
 };

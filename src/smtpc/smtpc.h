@@ -198,6 +198,10 @@ struct smtpc_msg {
 	int body_fd;                   /* dup()ed: the caller may close it after smtpc_send */
 	off_t body_off;
 	uint64_t body_len;             /* dot-unstuffed, CRLF line ends, without the final dot */
+	int rcpt_only;                 /* a recipient probe: MAIL and RCPT, never DATA (no body:
+					* body_fd is not used), then QUIT; each recipient's status
+					* is the reply to its RCPT (or to MAIL when that failed),
+					* and the client is not reusable afterwards */
 };
 
 struct smtpc_sent {

@@ -1,7 +1,8 @@
 /* smtpc_txn: one mail transaction over a ready client (see smtpc_send in smtpc.h): the checks
  * that need no server, MAIL / RCPT / DATA pipelined (RFC 2920) or in lock-step, the body read
  * with pread(2) and dot-stuffed, the final reply, RSET after a transaction that ended before
- * the final dot, and done().
+ * the final dot, and done(). A probe (smtpc_msg.rcpt_only) stops after the RCPT replies and
+ * ends with QUIT instead.
  *
  * Reply matching: commands leave in the order MAIL, RCPT for each recipient not refused
  * locally (t->order), DATA; replies come back in that order, so one cursor (phase, t->cur)
@@ -27,6 +28,7 @@ enum txn_phase {
 	T_END,     /* final dot queued, waiting for the reply */
 	T_DISCARD, /* 354 with nobody accepted (pipelined): "." sent, its reply is ignored */
 	T_RSET,
+	T_QUIT,    /* a probe's end: waiting for the reply to QUIT */
 	T_DONE,    /* statuses final, done() due */
 };
 
@@ -50,6 +52,7 @@ struct smtpc_txn {
 	size_t mail_len;
 	enum txn_phase phase;
 	int pipelined, mail_ok, unusable, end_armed;
+	int rcpt_only; /* a probe: no DATA, QUIT at the end */
 	int fd; /* our dup of the body's file */
 	off_t off;
 	uint64_t len, pos;
@@ -121,6 +124,12 @@ static void log_result(const struct smtpc *c, const struct smtpc_txn *t)
 
 	for (size_t i = 0; i < t->nrcpt; i++)
 		n[smtpc_status_class(&t->st[i])]++;
+	if (t->rcpt_only) {
+		log_info("qid=%s smtpc probe ip=%s rcpts=%zu accepted=%zu deferred=%zu refused=%zu "
+			 "pipelined=%d", smtpc_log_id(c), c->ip, t->nrcpt, n[2], n[4], n[5],
+			 t->pipelined);
+		return;
+	}
 	log_info("qid=%s smtpc transaction ip=%s rcpts=%zu delivered=%zu deferred=%zu failed=%zu "
 		 "pipelined=%d reusable=%d",
 		 smtpc_log_id(c), c->ip, t->nrcpt, n[2], n[4], n[5], t->pipelined,
@@ -172,6 +181,26 @@ static void send_rset(struct smtpc *c)
 	smtpc_arm(c, c->to.rset_ms);
 }
 
+/* A probe's end: QUIT (RFC 5321 4.1.1.10 ends the transaction too); done() follows its reply
+ * or the peer's close, and the connection is not used again. */
+static void send_quit(struct smtpc *c)
+{
+	smtpc_write(c, "QUIT\r\n", 6);
+	c->txn->phase = T_QUIT;
+	c->txn->unusable = 1;
+	c->stage = SMTPC_STAGE_RSET;
+	smtpc_arm(c, c->to.quit_ms);
+}
+
+/* The end of a transaction that will not reach DATA. */
+static void end_early(struct smtpc *c)
+{
+	if (c->txn->rcpt_only)
+		send_quit(c);
+	else
+		send_rset(c);
+}
+
 static void send_data(struct smtpc *c)
 {
 	if (!c->txn->pipelined)
@@ -194,6 +223,8 @@ static void expect_rcpt(struct smtpc *c)
 		t->phase = T_RCPT;
 		c->stage = SMTPC_STAGE_RCPT;
 		smtpc_arm(c, c->to.rcpt_ms);
+	} else if (t->rcpt_only) {
+		send_quit(c);
 	} else if (t->pipelined || (t->mail_ok && t->accepted > 0)) {
 		send_data(c);
 	} else {
@@ -302,13 +333,14 @@ void smtpc_txn_on_reply(struct smtpc *c)
 		if (ok || t->pipelined)
 			expect_rcpt(c);
 		else
-			send_rset(c);
+			end_early(c);
 		break;
 	case T_RCPT: {
 		size_t i = t->order[t->cur++];
 		if (t->mail_ok) {
 			smtpc_status_from_reply(&t->st[i], r, SMTPC_STAGE_RCPT);
-			t->rs[i] = ok ? RS_ACCEPTED : RS_FINAL;
+			/* a probe's answer is the RCPT reply itself: final, whatever it is */
+			t->rs[i] = ok && !t->rcpt_only ? RS_ACCEPTED : RS_FINAL;
 			t->accepted += ok;
 		}
 		expect_rcpt(c);
@@ -349,6 +381,9 @@ void smtpc_txn_on_reply(struct smtpc *c)
 	case T_RSET:
 		if (!ok)
 			t->unusable = 1;
+		finish(c);
+		break;
+	case T_QUIT:
 		finish(c);
 		break;
 	case T_DONE:
@@ -407,7 +442,8 @@ static int local_checks(struct smtpc *c, const struct smtpc_msg *m, struct smtpc
 			t->rs[i] = RS_LOCAL;
 		}
 	}
-	if (t->nsent > 0 && (t->fd = fcntl(m->body_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+	if (t->nsent > 0 && !m->rcpt_only &&
+	    (t->fd = fcntl(m->body_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
 		snprintf(text, sizeof(text), "cannot read the message body: %s", strerror(errno));
 		set_all_local(t, 451, "4.3.0", text);
 		return 0;
@@ -423,6 +459,7 @@ void smtpc_txn_start(struct smtpc *c, const struct smtpc_msg *m, smtpc_sent_fn *
 	t->done = done;
 	t->arg = arg;
 	t->nrcpt = m->nrcpt;
+	t->rcpt_only = m->rcpt_only;
 	t->fd = -1;
 	t->st = xcalloc(n, sizeof(*t->st));
 	t->rs = xcalloc(n, sizeof(*t->rs));
@@ -446,10 +483,12 @@ void smtpc_txn_start(struct smtpc *c, const struct smtpc_msg *m, smtpc_sent_fn *
 	t->pipelined = (c->ext & SMTPC_EXT_PIPELINING) != 0;
 	smtpc_write(c, t->mail_cmd, t->mail_len);
 	if (t->pipelined) {
-		/* RFC 2920 3.1: MAIL, every RCPT and DATA in one write, DATA last */
+		/* RFC 2920 3.1: MAIL, every RCPT and DATA in one write, DATA last (a probe sends
+		 * no DATA: its QUIT follows the last RCPT reply) */
 		for (size_t k = 0; k < t->nsent; k++)
 			smtpc_write(c, t->rcpt_cmd[t->order[k]], strlen(t->rcpt_cmd[t->order[k]]));
-		smtpc_write(c, "DATA\r\n", 6);
+		if (!t->rcpt_only)
+			smtpc_write(c, "DATA\r\n", 6);
 	}
 	t->phase = T_MAIL;
 	c->stage = SMTPC_STAGE_MAIL;

@@ -404,14 +404,16 @@ int store_ip_remove(struct store *st, const char *tenant, enum ip_list list, con
 
 /* ---- recipient validation ------------------------------------------------------------- */
 
-struct check_args {
+struct settings_args {
 	const char *tenant;
-	enum recipient_check check;
+	struct store_tenant_settings set;
 };
 
-static int check_set_tx(struct store *st, void *arg, char *err, size_t esz)
+static int settings_tx(struct store *st, void *arg, char *err, size_t esz)
 {
-	const struct check_args *a = arg;
+	const struct settings_args *a = arg;
+	const char *check = model_recipient_check_name(a->set.recipient_check);
+	const char *tls = model_route_tls_name(a->set.route_tls);
 	char tenant[MODEL_NAME_MAX + 1];
 	sqlite3_stmt *s;
 	int64_t tid;
@@ -419,20 +421,45 @@ static int check_set_tx(struct store *st, void *arg, char *err, size_t esz)
 
 	if (rc != STORE_OK)
 		return rc;
-	if (store_stmt(st, &s, "UPDATE tenants SET recipient_check = ? WHERE id = ?", err, esz,
-		       "ti", model_recipient_check_name(a->check), tid) != STORE_OK)
+	/* NULL leaves a column as it is */
+	if (store_stmt(st, &s, "UPDATE tenants SET recipient_check = coalesce(?, recipient_check),"
+			       " route_tls = coalesce(?, route_tls) WHERE id = ?", err, esz, "tti",
+		       a->set.set_recipient_check ? check : NULL, a->set.set_route_tls ? tls : NULL,
+		       tid) != STORE_OK)
 		return STORE_FAILED;
-	return store_run(st, s, "setting the recipient check", err, esz);
+	return store_run(st, s, "changing the tenant's settings", err, esz);
+}
+
+int store_tenant_set(struct store *st, const char *tenant,
+		     const struct store_tenant_settings *settings, char *err, size_t esz)
+{
+	struct settings_args a = { tenant, *settings };
+
+	if (!a.set.set_recipient_check && !a.set.set_route_tls)
+		return store_refuse(err, esz, "nothing to set: give a recipient check or a route TLS "
+					      "mode");
+	if (a.set.set_recipient_check && !model_recipient_check_name(a.set.recipient_check))
+		return store_refuse(err, esz, "the recipient check must be off, directory or probe");
+	if (a.set.set_route_tls && !model_route_tls_name(a.set.route_tls))
+		return store_refuse(err, esz, "the route TLS must be opportunistic, required or "
+					      "verify");
+	return store_change(st, settings_tx, &a, err, esz);
 }
 
 int store_tenant_set_recipient_check(struct store *st, const char *tenant,
 				     enum recipient_check check, char *err, size_t esz)
 {
-	struct check_args a = { tenant, check };
+	struct store_tenant_settings a = { .set_recipient_check = 1, .recipient_check = check };
 
-	if (check != RCPT_CHECK_OFF && check != RCPT_CHECK_DIRECTORY)
-		return store_refuse(err, esz, "the recipient check must be off or directory");
-	return store_change(st, check_set_tx, &a, err, esz);
+	return store_tenant_set(st, tenant, &a, err, esz);
+}
+
+int store_tenant_set_route_tls(struct store *st, const char *tenant, enum route_tls tls,
+			       char *err, size_t esz)
+{
+	struct store_tenant_settings a = { .set_route_tls = 1, .route_tls = tls };
+
+	return store_tenant_set(st, tenant, &a, err, esz);
 }
 
 /* A tenant's domains, read once per change: an import checks every line against them. */

@@ -65,15 +65,25 @@ static int col_check(sqlite3_stmt *s, int col, enum recipient_check *check_r)
 	return 0;
 }
 
+/* The stored text of a route TLS mode; -1 for one this mxgate does not know. */
+static int col_route_tls(sqlite3_stmt *s, int col, enum route_tls *tls_r)
+{
+	return model_route_tls_parse(col_text(s, col), tls_r);
+}
+
 static int load_tenant(struct model_builder *b, sqlite3_stmt *s)
 {
 	enum recipient_check check;
+	enum route_tls tls;
 	uint32_t id;
 
 	if (col_id(s, 0, &id) < 0 || col_check(s, 3, &check) < 0 ||
+	    col_route_tls(s, 4, &tls) < 0 ||
 	    model_add_tenant(b, id, col_text(s, 1), col_text(s, 2)) < 0)
 		return -1;
-	return check == RCPT_CHECK_OFF ? 0 : model_set_recipient_check(b, id, check);
+	if (check != RCPT_CHECK_OFF && model_set_recipient_check(b, id, check) < 0)
+		return -1;
+	return tls == ROUTE_TLS_OPPORTUNISTIC ? 0 : model_set_route_tls(b, id, tls);
 }
 
 static int load_recipient(struct model_builder *b, sqlite3_stmt *s)
@@ -132,7 +142,7 @@ static const struct {
 	const char *sql;
 	load_row_fn fn;
 } loaders[] = {
-	{ "tenants", "SELECT id, name, route, recipient_check FROM tenants", load_tenant },
+	{ "tenants", "SELECT id, name, route, recipient_check, route_tls FROM tenants", load_tenant },
 	{ "domains", "SELECT tenant_id, domain FROM domains", load_domain },
 	{ "connectors", "SELECT id, tenant_id, name, type, tls_name, require_tls FROM connectors",
 	  load_connector },
@@ -255,8 +265,11 @@ static void tenant_row(sqlite3_stmt *s, void *ctx)
 		.nrecipients = (unsigned long)sqlite3_column_int64(s, 7),
 	};
 
+	/* the schema's CHECKs make unknown values impossible */
 	if (col_check(s, 6, &t.recipient_check) < 0)
-		t.recipient_check = RCPT_CHECK_OFF; /* the schema's CHECK makes this impossible */
+		t.recipient_check = RCPT_CHECK_OFF;
+	if (col_route_tls(s, 8, &t.route_tls) < 0)
+		t.route_tls = ROUTE_TLS_OPPORTUNISTIC;
 	c->fn.tenant(&t, c->arg);
 }
 
@@ -277,7 +290,8 @@ int store_tenant_each(struct store *st, const char *tenant,
 		       " (SELECT count(*) FROM ip_entries WHERE tenant_id = t.id AND list = 'allow'),"
 		       " (SELECT count(*) FROM ip_entries WHERE tenant_id = t.id AND list = 'block'),"
 		       " t.recipient_check,"
-		       " (SELECT count(*) FROM recipients WHERE tenant_id = t.id)"
+		       " (SELECT count(*) FROM recipients WHERE tenant_id = t.id),"
+		       " t.route_tls"
 		       " FROM tenants t WHERE ?1 IS NULL OR t.name = ?1 ORDER BY t.name",
 		       err, esz, "t", tenant) != STORE_OK)
 		return STORE_FAILED;

@@ -71,8 +71,8 @@ static const char *const migrations[] = {
 	"  created INTEGER NOT NULL,"
 	"  UNIQUE (tenant_id, list, cidr)"
 	");",
-	/* 1 -> 2: recipient validation. A tenant's check ('probe' is reserved for the SMTP probe
-	 * to come, so that adding it needs no table rebuild) and its directory: the local part
+	/* 1 -> 2: recipient validation. A tenant's check ('probe': an SMTP RCPT probe of the
+	 * tenant's server) and its directory: the local part
 	 * as given (a quoted-string unquoted), unique and matched ignoring ASCII case (NOCASE
 	 * folds ASCII only, as the model does), '*' for a domain's catch-all. The domain must
 	 * be one of the tenant's (checked on insert); removing it removes its addresses. */
@@ -86,6 +86,10 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (tenant_id, domain, local)"
 	") WITHOUT ROWID;"
 	"CREATE INDEX recipients_by_domain ON recipients (domain);",
+	/* 2 -> 3: how the queue manager uses TLS to a tenant's route (enum route_tls); every
+	 * existing tenant keeps what it had, opportunistic STARTTLS. */
+	"ALTER TABLE tenants ADD COLUMN route_tls TEXT NOT NULL DEFAULT 'opportunistic'"
+	"  CHECK (route_tls IN ('opportunistic', 'required', 'verify'));",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -71,11 +71,27 @@ int store_domain_normalize(const char *domain, char out[MODEL_DOMAIN_MAX + 1], c
  * most, plus quotes, '@' and the domain). */
 #define STORE_ADDRESS_MAX (2 * MODEL_LOCAL_MAX + 3 + MODEL_DOMAIN_MAX)
 
-/* Parses "off" / "directory" (exact, lower case); "probe" is refused as not available yet. */
+/* Parses "off" / "directory" / "probe" (exact, lower case). */
 int store_recipient_check_parse(const char *text, enum recipient_check *check_r, char *err,
 				size_t esz);
 int store_tenant_set_recipient_check(struct store *st, const char *tenant,
 				     enum recipient_check check, char *err, size_t esz);
+
+/* Parses "opportunistic" / "required" / "verify" (exact, lower case), see enum route_tls. */
+int store_route_tls_parse(const char *text, enum route_tls *tls_r, char *err, size_t esz);
+int store_tenant_set_route_tls(struct store *st, const char *tenant, enum route_tls tls,
+			       char *err, size_t esz);
+
+/* What `mxgate tenant set` changes: each setting whose set_ flag is 1, all in one change
+ * (one generation). A value outside its enum, or nothing to set, is refused. */
+struct store_tenant_settings {
+	int set_recipient_check;
+	enum recipient_check recipient_check;
+	int set_route_tls;
+	enum route_tls route_tls;
+};
+int store_tenant_set(struct store *st, const char *tenant,
+		     const struct store_tenant_settings *settings, char *err, size_t esz);
 /* Splits and checks an address the way the directory keeps it: local (canonical, see above;
  * MODEL_RCPT_WILDCARD for a catch-all) and domain (normalized). STORE_OK or STORE_REFUSED. */
 int store_address_normalize(const char *address, char local_r[MODEL_LOCAL_MAX + 1],
@@ -121,6 +137,7 @@ struct store_tenant_info {
 	unsigned ndomains, nconnectors, nallow, nblock;
 	enum recipient_check recipient_check;
 	unsigned long nrecipients; /* directory entries, catch-alls included */
+	enum route_tls route_tls;
 };
 
 struct store_domain_info {

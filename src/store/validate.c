@@ -349,11 +349,22 @@ int store_recipient_check_parse(const char *text, enum recipient_check *check_r,
 		*check_r = RCPT_CHECK_DIRECTORY;
 		return STORE_OK;
 	}
-	if (strcmp(text, "probe") == 0)
-		return store_refuse(err, esz, "recipient check 'probe' (asking the tenant's server) "
-					      "is not available yet; use off or directory");
-	return store_refuse(err, esz, "recipient check '%s' is not one of off, directory",
+	if (strcmp(text, "probe") == 0) {
+		*check_r = RCPT_CHECK_PROBE;
+		return STORE_OK;
+	}
+	return store_refuse(err, esz, "recipient check '%s' is not one of off, directory, probe",
 			    store_quote(text, q, sizeof(q)));
+}
+
+int store_route_tls_parse(const char *text, enum route_tls *tls_r, char *err, size_t esz)
+{
+	char q[STORE_QUOTE_MAX + 4];
+
+	if (model_route_tls_parse(text, tls_r) == 0)
+		return STORE_OK;
+	return store_refuse(err, esz, "route TLS '%s' is not one of opportunistic, required, "
+				      "verify", store_quote(text, q, sizeof(q)));
 }
 
 /* RFC 5322 atext, plus any octet of a UTF-8 sequence (RFC 6531), checked separately. */

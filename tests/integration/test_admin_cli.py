@@ -129,7 +129,8 @@ def test_cannot_open_store(tmp_path):
 
 def test_store_created_on_first_use(adm):
     assert not adm.data_dir.exists()
-    assert adm.ok("tenant", "list") == "TENANT  ROUTE  DOMAINS  CONNECTORS  ALLOW  BLOCK\n"
+    assert adm.ok("tenant", "list") == \
+        "TENANT  ROUTE  ROUTE-TLS  DOMAINS  CONNECTORS  ALLOW  BLOCK\n"
     assert (adm.data_dir / "policy.db").exists()
     assert adm.json("tenant", "list") == []
     assert adm.json("domain", "list") == []
@@ -150,12 +151,15 @@ def test_tenant_add_list_remove(adm):
     tenants = adm.json("tenant", "list")
     assert [t["name"] for t in tenants] == ["acme", "Beta.Corp_1", "idn"]
     for t in tenants:
-        assert set(t) == {"name", "route", "domains", "connectors", "allow", "block"}
-    assert tenants[0] == {"name": "acme", "route": "10.0.0.5:25", "domains": [],
-                          "connectors": 0, "allow": 0, "block": 0}
+        assert set(t) == {"name", "route", "route_tls", "domains", "connectors", "allow",
+                          "block"}
+    assert tenants[0] == {"name": "acme", "route": "10.0.0.5:25", "route_tls": "opportunistic",
+                          "domains": [], "connectors": 0, "allow": 0, "block": 0}
     text = adm.ok("tenant", "list").splitlines()
-    assert text[0].split() == ["TENANT", "ROUTE", "DOMAINS", "CONNECTORS", "ALLOW", "BLOCK"]
-    assert text[2].split() == ["Beta.Corp_1", "[2001:db8::25]:2525", "0", "0", "0", "0"]
+    assert text[0].split() == ["TENANT", "ROUTE", "ROUTE-TLS", "DOMAINS", "CONNECTORS", "ALLOW",
+                               "BLOCK"]
+    assert text[2].split() == ["Beta.Corp_1", "[2001:db8::25]:2525", "opportunistic", "0", "0",
+                               "0", "0"]
     # columns are aligned: every row's route starts where the header's ROUTE does
     col = text[0].index("ROUTE")
     assert all(line[col - 2:col] == "  " and line[col] != " " for line in text[1:])

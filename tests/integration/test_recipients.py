@@ -92,8 +92,8 @@ def test_help(adm):
                    "list TENANT [--json]"):
         assert f"  {action} " in out, out
     out = adm.ok("tenant", "set", "--help")
-    assert "--recipient-check MODE" in out and "probe" in out and "comes later" in out
-    assert "  set NAME --recipient-check off|directory" in adm.ok("tenant", "--help")
+    assert "--recipient-check MODE" in out and "probe: ask the tenant's server" in out
+    assert "  set NAME [--recipient-check off|directory|probe]" in adm.ok("tenant", "--help")
     assert "one bad line" in adm.ok("recipient", "import", "--help")
 
 
@@ -142,8 +142,8 @@ def test_tenant_set_warns_about_empty_domains(adm):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["tenant", "set", "acme", "--recipient-check", "probe"], "not available yet"),
-    (["tenant", "set", "acme", "--recipient-check", "on"], "'on' is not one of off, directory"),
+    (["tenant", "set", "acme", "--recipient-check", "on"],
+     "'on' is not one of off, directory, probe"),
     (["tenant", "set", "acme", "--recipient-check", "Directory"], "is not one of"),
     (["tenant", "set", "nobody", "--recipient-check", "off"], "no tenant named nobody"),
 ])

@@ -129,6 +129,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->dnsbl_cache_max_ttl, 3600);
 	assert_int_equal(c->dnsbl_health_interval, 300);
 	assert_int_equal(c->reload_interval_ms, 500);
+	assert_int_equal(c->probe_timeout_ms, 3000);
 	assert_int_equal(c->ndnsbl, 0);
 	assert_int_equal(c->retry_first, 300);
 	assert_int_equal(c->retry_max, 3600);
@@ -251,6 +252,8 @@ static const struct set_case set_cases[] = {
 	U("policy", "dnsbl_health_interval", "86400", dnsbl_health_interval, 86400),
 	U("policy", "reload_interval_ms", "50", reload_interval_ms, 50),
 	U("policy", "reload_interval_ms", "60000", reload_interval_ms, 60000),
+	U("policy", "probe_timeout_ms", "100", probe_timeout_ms, 100),
+	U("policy", "probe_timeout_ms", "60000", probe_timeout_ms, 60000),
 	S("server", "postmaster", "pm@example.test", postmaster, "pm@example.test"),
 	U("delivery", "retry_first", "1", retry_first, 1),
 	U("delivery", "retry_max", "86400", retry_max, 86400),
@@ -406,6 +409,9 @@ static const struct bad_case bad_cases[] = {
 	{ "policy", "dnsbl_health_interval", "86401", H_UINT(0, 86400) },
 	{ "policy", "reload_interval_ms", "49", H_UINT(50, 60000) },
 	{ "policy", "reload_interval_ms", "60001", H_UINT(50, 60000) },
+	{ "policy", "probe_timeout_ms", "99", H_UINT(100, 60000) },
+	{ "policy", "probe_timeout_ms", "60001", H_UINT(100, 60000) },
+	{ "policy", "probe_timeout_ms", "3s", H_UINT(100, 60000) },
 	{ "delivery", "retry_first", "0", H_UINT(1, 86400) },
 	{ "delivery", "mx_port", "65536", H_UINT(1, 65535) },
 	{ "delivery", "concurrency", "0", H_UINT(1, 1000) },
@@ -959,6 +965,7 @@ static void test_dump_keys(void **state)
 		"policy.dnsbl_cache_max_ttl\t3600\t",
 		"policy.dnsbl_health_interval\t300\t",
 		"policy.reload_interval_ms\t500\t",
+		"policy.probe_timeout_ms\t3000\t",
 		"delivery.retry_first\t300\t",
 		"delivery.max_lifetime\t432000\t",
 		"delivery.mx_port\t25\t",

@@ -711,6 +711,118 @@ static void test_mail_refused_pipelined(void **state)
 	quit(t);
 }
 
+/* ---- recipient probes (smtpc_msg.rcpt_only) ------------------------------------------------- */
+
+static const struct smtpc_rcpt probe_rcpts[] = { { .addr = "known@mx.test" },
+						 { .addr = "unknown@mx.test" } };
+
+static struct smtpc_msg probe_msg(size_t n)
+{
+	struct smtpc_msg m = { .sender = "", .rcpts = probe_rcpts, .nrcpt = n, .body_fd = -1,
+			       .rcpt_only = 1 };
+
+	return m;
+}
+
+/* Pipelined: MAIL and the RCPTs in one write, no DATA ever; QUIT after the last RCPT reply,
+ * done() after its 221; each status is its RCPT reply (a 2xx too), the client is spent. */
+static void test_probe_pipelined(void **state)
+{
+	struct tctx *t = *state;
+	static const struct step script[] = {
+		{ NULL, "220 mx.test ESMTP\r\n", A_REPLY },
+		{ "EHLO client.test", EHLO_FULL, A_REPLY },
+		{ "MAIL FROM:<> SIZE=0", "250 2.1.0 Ok\r\n", A_REPLY },
+		{ "RCPT TO:<known@mx.test>", "250 2.1.5 Ok\r\n", A_REPLY },
+		{ "RCPT TO:<unknown@mx.test>", "550 5.1.1 no such user\r\n", A_REPLY },
+		{ "QUIT", "221 2.0.0 Bye\r\n", A_REPLY }, /* DATA here fails the script */
+	};
+	struct smtpc_msg m = probe_msg(2);
+	int mail;
+
+	START_OK(t, script);
+	send_msg(t, &m);
+	assert_no_server_errors(t);
+	mail = fake_find(&t->srv, "MAIL");
+	assert_true(mail >= 0);
+	assert_int_equal(t->srv.batch[mail + 2], t->srv.batch[mail]);
+	assert_int_equal(fake_find(&t->srv, "DATA"), -1);
+	assert_int_equal(fake_find(&t->srv, "QUIT"), mail + 3);
+	assert_int_equal(t->nrcpt, 2);
+	assert_status(&t->st[0], 250, "2.1.5", SMTPC_STAGE_RCPT, "Ok");
+	assert_status(&t->st[1], 550, "5.1.1", SMTPC_STAGE_RCPT, "no such user");
+	assert_int_equal(t->st[0].local, 0);
+	assert_false(t->reusable);
+	assert_false(smtpc_is_reusable(t->c));
+	smtpc_free(&t->c);
+	assert_int_equal(t->srv.i, 6);
+}
+
+static void test_probe_lockstep(void **state)
+{
+	struct tctx *t = *state;
+	static const struct step script[] = {
+		{ NULL, "220 mx.test ESMTP\r\n", A_REPLY },
+		{ "EHLO", EHLO_LOCKSTEP, A_REPLY },
+		{ "MAIL FROM:<>", "250 Ok\r\n", A_REPLY },
+		{ "RCPT TO:<known@mx.test>", "451 4.3.0 try later\r\n", A_REPLY },
+		{ "QUIT", "221 Bye\r\n", A_REPLY },
+	};
+	struct smtpc_msg m = probe_msg(1);
+	int mail;
+
+	START_OK(t, script);
+	send_msg(t, &m);
+	assert_no_server_errors(t);
+	mail = fake_find(&t->srv, "MAIL");
+	assert_true(t->srv.batch[mail] < t->srv.batch[mail + 1]);
+	assert_status(&t->st[0], 451, "4.3.0", SMTPC_STAGE_RCPT, "try later");
+	assert_false(t->reusable);
+	smtpc_free(&t->c);
+}
+
+/* MAIL FROM:<> refused in lock-step: no RCPT goes out, the status is MAIL's, QUIT ends it. */
+static void test_probe_mail_refused(void **state)
+{
+	struct tctx *t = *state;
+	static const struct step script[] = {
+		{ NULL, "220 mx.test ESMTP\r\n", A_REPLY },
+		{ "EHLO", EHLO_LOCKSTEP, A_REPLY },
+		{ "MAIL FROM:<>", "550 5.7.1 no null sender here\r\n", A_REPLY },
+		{ "QUIT", "221 Bye\r\n", A_REPLY },
+	};
+	struct smtpc_msg m = probe_msg(1);
+
+	START_OK(t, script);
+	send_msg(t, &m);
+	assert_no_server_errors(t);
+	assert_int_equal(fake_find(&t->srv, "RCPT"), -1);
+	assert_status(&t->st[0], 550, "5.7.1", SMTPC_STAGE_MAIL, "no null sender here");
+	assert_false(t->reusable);
+	smtpc_free(&t->c);
+}
+
+/* The server closes instead of answering QUIT: the RCPT answers stand. */
+static void test_probe_close_at_quit(void **state)
+{
+	struct tctx *t = *state;
+	static const struct step script[] = {
+		{ NULL, "220 mx.test ESMTP\r\n", A_REPLY },
+		{ "EHLO", EHLO_FULL, A_REPLY },
+		{ "MAIL", "250 Ok\r\n", A_REPLY },
+		{ "RCPT", "250 Ok\r\n", A_REPLY },
+		{ "QUIT", NULL, A_CLOSE },
+	};
+	struct smtpc_msg m = probe_msg(1);
+
+	START_OK(t, script);
+	send_msg(t, &m);
+	assert_no_server_errors(t);
+	assert_status(&t->st[0], 250, "2.0.0", SMTPC_STAGE_RCPT, "Ok");
+	assert_false(t->reusable);
+	smtpc_free(&t->c);
+}
+
 static void test_data_final_rejected(void **state)
 {
 	struct tctx *t = *state;
@@ -1576,6 +1688,10 @@ int smtpc_live_tests(void)
 		T(test_no_rcpt_accepted_lockstep),
 		T(test_no_rcpt_accepted_pipelined),
 		T(test_mail_refused_pipelined),
+		T(test_probe_pipelined),
+		T(test_probe_lockstep),
+		T(test_probe_mail_refused),
+		T(test_probe_close_at_quit),
 		T(test_data_final_rejected),
 		T(test_8bitmime_missing),
 		T(test_smtputf8_missing),

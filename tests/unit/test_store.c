@@ -26,7 +26,7 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define BULK_TENANTS 1000
 #define BULK_PER_TENANT 100
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define BULK_RECIPIENTS 200000
 
 struct fixture {
@@ -961,6 +961,7 @@ static void test_migrate_from_v1(void **state)
 	const struct model_tenant *t = model_tenant_by_name(s, "old");
 	assert_non_null(t);
 	assert_int_equal(t->recipient_check, RCPT_CHECK_OFF);
+	assert_int_equal(t->route_tls, ROUTE_TLS_OPPORTUNISTIC);
 	assert_int_equal(t->nrecipients, 0);
 	assert_ptr_equal(model_tenant_for_domain(s, "old.example"), t);
 	model_unref(&s);
@@ -977,6 +978,66 @@ static void test_migrate_from_v1(void **state)
 	t = model_tenant_by_name(s, "old");
 	assert_int_equal(t->recipient_check, RCPT_CHECK_DIRECTORY);
 	assert_int_equal(model_recipient_known(s, t, "BOB", "old.example"), MODEL_RCPT_LISTED);
+	model_unref(&s);
+	store_close(&st);
+}
+
+/* Version 1 -> 2 as version 2 shipped it, frozen like schema_v1. */
+static const char migration_v2[] =
+	"ALTER TABLE tenants ADD COLUMN recipient_check TEXT NOT NULL DEFAULT 'off'"
+	"  CHECK (recipient_check IN ('off', 'directory', 'probe'));"
+	"CREATE TABLE recipients ("
+	"  tenant_id INTEGER NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,"
+	"  domain TEXT NOT NULL REFERENCES domains (domain) ON DELETE CASCADE,"
+	"  local TEXT NOT NULL COLLATE NOCASE,"
+	"  created INTEGER NOT NULL,"
+	"  PRIMARY KEY (tenant_id, domain, local)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX recipients_by_domain ON recipients (domain);"
+	"UPDATE tenants SET recipient_check = 'directory' WHERE name = 'old';"
+	"INSERT INTO recipients (tenant_id, domain, local, created) VALUES (1, 'old.example', "
+	"  'bob', 1);"
+	"PRAGMA user_version = 2;";
+
+/* A version 2 store (recipient validation, no route TLS) keeps its settings and directory,
+ * and every tenant's route TLS starts as opportunistic. */
+static void test_migrate_from_v2(void **state)
+{
+	struct fixture *f = *state;
+	char dir[160], path[200];
+	struct store *st;
+	sqlite3 *db;
+
+	snprintf(dir, sizeof(dir), "%s/v2", f->root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, schema_v1, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, migration_v2, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_null(store_open(dir, STORE_READ_ONLY, ERR(f)));
+	assert_non_null(strstr(f->err, "schema version 2"));
+	st = store_open(dir, STORE_READ_WRITE, ERR(f));
+	if (!st)
+		fail_msg("store_open: %s", f->err);
+	assert_int_equal(store_generation(st), 7);
+	struct model_snapshot *s = store_load(st, ERR(f));
+	assert_non_null(s);
+	const struct model_tenant *t = model_tenant_by_name(s, "old");
+	assert_int_equal(t->recipient_check, RCPT_CHECK_DIRECTORY);
+	assert_int_equal(t->route_tls, ROUTE_TLS_OPPORTUNISTIC);
+	assert_int_equal(model_recipient_known(s, t, "Bob", "old.example"), MODEL_RCPT_LISTED);
+	model_unref(&s);
+	assert_int_equal(store_tenant_set_route_tls(st, "old", ROUTE_TLS_VERIFY, ERR(f)), STORE_OK);
+	assert_int_equal(store_generation(st), 8);
+	store_close(&st);
+	st = store_open(dir, STORE_READ_ONLY, ERR(f));
+	assert_non_null(st);
+	s = store_load(st, ERR(f));
+	assert_non_null(s);
+	assert_int_equal(model_tenant_by_name(s, "old")->route_tls, ROUTE_TLS_VERIFY);
+	assert_int_equal(model_tenant_by_name(s, "old")->recipient_check, RCPT_CHECK_DIRECTORY);
 	model_unref(&s);
 	store_close(&st);
 }
@@ -1001,10 +1062,10 @@ static void test_recipient_check_setting(void **state)
 	} rows[] = {
 		{ "off", STORE_OK, NULL },
 		{ "directory", STORE_OK, NULL },
-		{ "probe", STORE_REFUSED, "not available yet; use off or directory" },
-		{ "Directory", STORE_REFUSED, "is not one of off, directory" },
-		{ "", STORE_REFUSED, "is not one of off, directory" },
-		{ "on", STORE_REFUSED, "'on' is not one of off, directory" },
+		{ "probe", STORE_OK, NULL },
+		{ "Directory", STORE_REFUSED, "is not one of off, directory, probe" },
+		{ "", STORE_REFUSED, "is not one of off, directory, probe" },
+		{ "on", STORE_REFUSED, "'on' is not one of off, directory, probe" },
 	};
 	struct fixture *f = *state;
 	enum recipient_check check;
@@ -1030,13 +1091,85 @@ static void test_recipient_check_setting(void **state)
 	CHANGE_REFUSED(f, store_tenant_set_recipient_check(f->st, "nobody", RCPT_CHECK_OFF, ERR(f)),
 		       "no tenant named nobody");
 	CHANGE_REFUSED(f, store_tenant_set_recipient_check(f->st, "acme", (enum recipient_check)9,
-							    ERR(f)), "must be off or directory");
-	CHANGE_REFUSED(f, store_tenant_set_recipient_check(f->st, "acme", RCPT_CHECK_PROBE, ERR(f)),
-		       "must be off or directory");
+							    ERR(f)), "must be off, directory or probe");
+	CHANGE_OK(f, store_tenant_set_recipient_check(f->st, "acme", RCPT_CHECK_PROBE, ERR(f)));
+	assert_int_equal(tenant_get(f, "acme").info.recipient_check, RCPT_CHECK_PROBE);
+	assert_int_equal(store_recipient_check_parse("probe", &check, ERR(f)), STORE_OK);
+	assert_int_equal(check, RCPT_CHECK_PROBE);
 	/* the schema refuses a value the code never writes */
 	sqlite3 *db = raw_open(f);
 	assert_int_not_equal(sqlite3_exec(db, "UPDATE tenants SET recipient_check = 'on'", NULL,
 					  NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void test_route_tls_setting(void **state)
+{
+	static const struct {
+		const char *text;
+		int rc;
+		const char *msg;
+	} rows[] = {
+		{ "opportunistic", STORE_OK, NULL },
+		{ "required", STORE_OK, NULL },
+		{ "verify", STORE_OK, NULL },
+		{ "Verify", STORE_REFUSED, "route TLS 'Verify' is not one of opportunistic, required, "
+					   "verify" },
+		{ "", STORE_REFUSED, "is not one of opportunistic, required, verify" },
+		{ "yes", STORE_REFUSED, "'yes' is not one of" },
+	};
+	struct fixture *f = *state;
+	struct model_snapshot *s;
+	enum route_tls tls;
+
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+		f->err[0] = '\0';
+		int rc = store_route_tls_parse(rows[i].text, &tls, ERR(f));
+		if (rc != rows[i].rc || (rows[i].msg && !strstr(f->err, rows[i].msg)))
+			fail_msg("'%s': %d '%s'", rows[i].text, rc, f->err);
+	}
+	assert_int_equal(store_route_tls_parse("verify", &tls, ERR(f)), STORE_OK);
+	assert_int_equal(tls, ROUTE_TLS_VERIFY);
+
+	rcpt_fixture(f);
+	assert_int_equal(tenant_get(f, "acme").info.route_tls, ROUTE_TLS_OPPORTUNISTIC);
+	uint64_t g = store_generation(f->st);
+	CHANGE_OK(f, store_tenant_set_route_tls(f->st, "ACME", ROUTE_TLS_REQUIRED, ERR(f)));
+	assert_int_equal(store_generation(f->st), g + 1);
+	assert_int_equal(tenant_get(f, "acme").info.route_tls, ROUTE_TLS_REQUIRED);
+	assert_int_equal(tenant_get(f, "beta").info.route_tls, ROUTE_TLS_OPPORTUNISTIC);
+	/* the route itself is unchanged: the mode is its own column */
+	assert_string_equal(tenant_get(f, "acme").route, "10.0.0.5:25");
+	/* both settings in one change: one generation; each leaves the other alone */
+	struct store_tenant_settings both = { .set_recipient_check = 1,
+					      .recipient_check = RCPT_CHECK_PROBE,
+					      .set_route_tls = 1, .route_tls = ROUTE_TLS_VERIFY };
+	CHANGE_OK(f, store_tenant_set(f->st, "beta", &both, ERR(f)));
+	assert_int_equal(store_generation(f->st), g + 2);
+	assert_int_equal(tenant_get(f, "beta").info.route_tls, ROUTE_TLS_VERIFY);
+	assert_int_equal(tenant_get(f, "beta").info.recipient_check, RCPT_CHECK_PROBE);
+	CHANGE_OK(f, store_tenant_set_recipient_check(f->st, "beta", RCPT_CHECK_OFF, ERR(f)));
+	assert_int_equal(tenant_get(f, "beta").info.route_tls, ROUTE_TLS_VERIFY);
+	CHANGE_OK(f, store_tenant_set_route_tls(f->st, "acme", ROUTE_TLS_OPPORTUNISTIC, ERR(f)));
+	assert_int_equal(tenant_get(f, "acme").info.route_tls, ROUTE_TLS_OPPORTUNISTIC);
+	/* the snapshot carries it */
+	s = store_load(f->st, ERR(f));
+	assert_non_null(s);
+	assert_int_equal(model_tenant_by_name(s, "beta")->route_tls, ROUTE_TLS_VERIFY);
+	assert_int_equal(model_tenant_by_name(s, "beta")->recipient_check, RCPT_CHECK_OFF);
+	assert_int_equal(model_tenant_by_name(s, "acme")->route_tls, ROUTE_TLS_OPPORTUNISTIC);
+	model_unref(&s);
+	/* refusals change nothing */
+	struct store_tenant_settings none = { 0 };
+	CHANGE_REFUSED(f, store_tenant_set(f->st, "acme", &none, ERR(f)), "nothing to set");
+	CHANGE_REFUSED(f, store_tenant_set_route_tls(f->st, "acme", (enum route_tls)3, ERR(f)),
+		       "must be opportunistic, required or verify");
+	CHANGE_REFUSED(f, store_tenant_set_route_tls(f->st, "nobody", ROUTE_TLS_VERIFY, ERR(f)),
+		       "no tenant named nobody");
+	/* the schema refuses a value the code never writes */
+	sqlite3 *db = raw_open(f);
+	assert_int_not_equal(sqlite3_exec(db, "UPDATE tenants SET route_tls = 'on'", NULL, NULL,
+					  NULL), SQLITE_OK);
 	sqlite3_close(db);
 }
 
@@ -1332,8 +1465,7 @@ static void test_recipient_load(void **state)
 			 MODEL_RCPT_LISTED);
 	model_unref(&s);
 
-	/* 'probe' (which no admin command sets yet) loads as such: the engine then answers 451
-	 * until the server makes probes */
+	/* 'probe' loads as such (the server then asks the tenant's server at RCPT) */
 	sqlite3 *db = raw_open(f);
 	assert_int_equal(sqlite3_exec(db, "UPDATE tenants SET recipient_check = 'probe' WHERE "
 					  "name = 'beta'", NULL, NULL, NULL), SQLITE_OK);
@@ -1404,7 +1536,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_100k, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_from_v2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recipient_check_setting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_route_tls_setting, setup, teardown),
 		cmocka_unit_test(test_address_syntax),
 		cmocka_unit_test_setup_teardown(test_recipient_add_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recipient_import, setup, teardown),
