@@ -223,6 +223,19 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	run_fail(r, "no answer within %u ms (probe_timeout_ms)", r->p->cfg->probe_timeout_ms);
 }
 
+/* Only a refusal of the address itself means "no such user": 5.1.x (bad mailbox or
+ * address), or a 550/551/553 without an enhanced code. Any other 5xx (5.7.1 "relaying
+ * denied" from a backend that does not know the gateway, say) says nothing about the user
+ * and must not turn every recipient into a 550: it fails the probe, and the RCPT gets 451. */
+static int addressing_refusal(const struct smtpc_status *st)
+{
+	if (st->enh[0] == '5' && st->enh[1] == '.' && st->enh[2] == '1' && st->enh[3] == '.')
+		return 1;
+	if (strncmp(st->enh, "5.0.0", 5) == 0) /* synthesized from the reply code: no real one */
+		return st->code == 550 || st->code == 551 || st->code == 553;
+	return 0;
+}
+
 /* The reply to RCPT decides; a status of any other stage (MAIL refused, connection lost, a
  * local refusal) says nothing about the address. */
 static void on_sent(void *arg, struct smtpc *c, const struct smtpc_sent *sent)
@@ -235,7 +248,7 @@ static void on_sent(void *arg, struct smtpc *c, const struct smtpc_sent *sent)
 
 	int code = st->local ? 0 : st->code;
 
-	if (st->stage == SMTPC_STAGE_RCPT && !st->local && (cls == 2 || cls == 5))
+	if (st->stage == SMTPC_STAGE_RCPT && !st->local && (cls == 2 || addressing_refusal(st)))
 		state = cls == 2 ? ENGINE_PROBE_ACCEPTED : ENGINE_PROBE_REJECTED;
 	memset(&a, 0, sizeof(a));
 	a.state = state;

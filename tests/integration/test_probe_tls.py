@@ -382,10 +382,8 @@ def test_probe_client_gone_while_waiting(mxgate_factory, backends):
     c.close()
     srv.wait_for_log(r"policy probe [^\n]*rcpt=<bob@acme.example>[^\n]*result=accepted",
                      timeout=IO_TIMEOUT)
-    # the answer of the abandoned probe is cached all the same
-    t0 = time.monotonic()
+    # the answer of the abandoned probe is cached all the same: the backend is not asked again
     assert_accept(rcpt_reply(srv, None, "bob@acme.example"))
-    assert time.monotonic() - t0 < 0.7
     assert backend.rcpts() == ["bob@acme.example"]
 
 

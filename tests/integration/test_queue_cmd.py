@@ -95,8 +95,8 @@ def test_hold_then_release(env):
     assert "held" in ok(queue_cli(e.srv, "list"))
     t0 = time.monotonic()
     assert "release requested" in ok(queue_cli(e.srv, "release", qid))
-    [msg] = acme.wait_for(1, timeout=5)
-    assert time.monotonic() - t0 < 3.0
+    [msg] = acme.wait_for(1, timeout=20)
+    assert time.monotonic() - t0 < 20, "release did not act (the next retry is minutes away)"
     assert msg.rcpts == ["bob@acme.example"]
     wait_queue_empty(e.srv)
 
@@ -116,8 +116,9 @@ def test_retry_id_forces_an_attempt(env):
     assert acme.snapshot() == []
     t0 = time.monotonic()
     assert "retry requested" in ok(queue_cli(e.srv, "retry", qid))
-    [msg] = acme.wait_for(1, timeout=5)
-    assert time.monotonic() - t0 < 2.0, "retry did not act at once"
+    # retry_first is 300 s: delivery well before that is the retry request acting
+    [msg] = acme.wait_for(1, timeout=20)
+    assert time.monotonic() - t0 < 20, "retry did not act at once"
     assert msg.rcpts == ["bob@acme.example"]
     wait_queue_empty(e.srv)
 

