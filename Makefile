@@ -51,7 +51,7 @@ unit: test-deps asan
 	meson test -C $(ASAN_BUILD) --print-errorlogs
 
 integration: test-deps asan
-	MXGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/mxgate $(PYTHON) -m pytest -q tests/integration
+	MXGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/mxgate $(PYTHON) -m pytest -q -c $(CURDIR)/pytest.ini --rootdir=$(CURDIR) tests/integration
 
 test: unit integration
 
