@@ -82,6 +82,8 @@ static const struct key_def config_keys[] = {
 	{ "server", "postmaster", K_STR, OFF(postmaster), 3, CONFIG_HOST_MAX - 1, NULL,
 	  "address that RCPT TO:<postmaster> (no domain, RFC 5321 4.5.1) is delivered to; "
 	  "default: postmaster of the host name, accepted only if a tenant serves it" },
+	{ "delivery", "hold", K_BOOL, OFF(delivery_hold), 0, 1, "no",
+	  "yes: accept and queue, deliver nothing (maintenance); `mxgate queue list` shows the queue" },
 	{ "log", "syslog", K_BOOL, OFF(log_syslog), 0, 1, "no",
 	  "log to syslog (facility mail) instead of stderr" },
 	{ "log", "debug", K_BOOL, OFF(log_debug), 0, 1, "no", "log debug lines too" },

@@ -93,6 +93,7 @@ struct config {
 	unsigned connect_timeout;          /* seconds */
 	unsigned smtp_timeout;             /* seconds per command reply (RFC 5321: 5 min) */
 	unsigned data_timeout_out;         /* seconds for the reply to the final dot (10 min) */
+	int delivery_hold;                 /* deliver nothing: everything stays queued */
 };
 
 /* The configuration `mxgate serve` runs on when no file is found: loopback, ./var.

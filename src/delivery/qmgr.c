@@ -151,6 +151,9 @@ static void run_due(struct qmgr *q)
 {
 	time_t now = time(NULL);
 
+	if (q->cfg->delivery_hold)
+		return; /* [delivery] hold = yes: everything stays queued */
+
 	for (size_t i = 0; i < q->nentries && q->inflight < QMGR_MAX_ATTEMPTS; i++) {
 		struct qentry *e = &q->entries[i];
 		if (e->inflight || (!e->check && ((e->held) || e->next > now)))

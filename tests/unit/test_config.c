@@ -255,6 +255,7 @@ static const struct set_case set_cases[] = {
 	U("policy", "probe_timeout_ms", "100", probe_timeout_ms, 100),
 	U("policy", "probe_timeout_ms", "60000", probe_timeout_ms, 60000),
 	S("server", "postmaster", "pm@example.test", postmaster, "pm@example.test"),
+	B("delivery", "hold", "yes", delivery_hold, 1),
 	U("delivery", "retry_first", "1", retry_first, 1),
 	U("delivery", "retry_max", "86400", retry_max, 86400),
 	U("delivery", "max_lifetime", "2592000", max_lifetime, 2592000),
