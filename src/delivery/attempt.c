@@ -574,7 +574,9 @@ static void record_work(void *arg)
 	struct attempt *a = arg;
 	int fd;
 
-	if (a->rlen) {
+	/* Every recipient final and nothing to report: the message is removed next, and a crash
+	 * before that redelivers it whether or not its outcome was logged. No log, no fdatasync. */
+	if (a->rlen && !(a->final && !a->report)) {
 		fd = open(a->spath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 		struct stat sb;
 		if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size == 0 &&

@@ -26,8 +26,8 @@ struct dest;
 
 /* Attempts in flight at once, over all destinations. */
 #define QMGR_MAX_ATTEMPTS 256
-/* Idle connections kept per destination, and for how long (seconds). */
-#define DEST_IDLE_MAX 4
+/* Idle connections kept per destination (at most `concurrency` too), and for how long (s). */
+#define DEST_IDLE_MAX 16
 #define DEST_IDLE_SECONDS 5
 
 struct qentry {

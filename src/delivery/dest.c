@@ -306,7 +306,7 @@ void dest_release(struct qmgr *q, const char *key, struct smtpc *c, int reusable
 			d->idle[k++] = d->idle[i];
 	}
 	d->nidle = k;
-	if (d->nidle == DEST_IDLE_MAX || q->stopping) {
+	if (d->nidle == DEST_IDLE_MAX || d->nidle >= q->cfg->dest_concurrency || q->stopping) {
 		smtpc_quit(&c);
 		return;
 	}
