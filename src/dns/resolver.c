@@ -324,6 +324,21 @@ static int soa_negative_ttl(const unsigned char *p, size_t len, uint32_t *ttl_r)
 	return -1;
 }
 
+/* A NOERROR answer without a record of the asked type (RFC 2308 "NODATA"). */
+static void set_nodata(const unsigned char *abuf, int alen, struct resolver_answer *ans)
+{
+	ans->status = RESOLVER_NXDOMAIN;
+	ans->nodata = 1;
+	ans->has_ttl = soa_negative_ttl(abuf, alen > 0 ? (size_t)alen : 0, &ans->ttl) == 0;
+}
+
+static void set_parse_error(int rc, struct resolver_answer *ans)
+{
+	ans->status = RESOLVER_FAILED;
+	ans->error = status_name(rc);
+	ans->error_text = ares_strerror(rc);
+}
+
 static void parse_a(const unsigned char *abuf, int alen, struct resolver_answer *ans)
 {
 	struct ares_addrttl at[RESOLVER_MAX_ADDRS];
@@ -331,15 +346,11 @@ static void parse_a(const unsigned char *abuf, int alen, struct resolver_answer 
 	int rc = ares_parse_a_reply(abuf, alen, NULL, at, &n);
 
 	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && n == 0)) {
-		ans->status = RESOLVER_NXDOMAIN;
-		ans->nodata = 1;
-		ans->has_ttl = soa_negative_ttl(abuf, (size_t)alen, &ans->ttl) == 0;
+		set_nodata(abuf, alen, ans);
 		return;
 	}
 	if (rc != ARES_SUCCESS) {
-		ans->status = RESOLVER_FAILED;
-		ans->error = status_name(rc);
-		ans->error_text = ares_strerror(rc);
+		set_parse_error(rc, ans);
 		return;
 	}
 	ans->has_ttl = 1;
@@ -373,14 +384,11 @@ static void parse_txt(const unsigned char *abuf, int alen, struct resolver_answe
 	size_t len = 0;
 
 	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && !txt)) {
-		ans->status = RESOLVER_NXDOMAIN;
-		ans->nodata = 1;
+		set_nodata(abuf, alen, ans);
 		return;
 	}
 	if (rc != ARES_SUCCESS) {
-		ans->status = RESOLVER_FAILED;
-		ans->error = status_name(rc);
-		ans->error_text = ares_strerror(rc);
+		set_parse_error(rc, ans);
 		return;
 	}
 	for (const struct ares_txt_ext *t = txt; t; t = t->next) {
@@ -389,21 +397,6 @@ static void parse_txt(const unsigned char *abuf, int alen, struct resolver_answe
 		txt_append(ans->txt, &len, t->txt, t->length);
 	}
 	ares_free_data(txt);
-}
-
-/* A NOERROR answer without a record of the asked type (RFC 2308 "NODATA"). */
-static void set_nodata(const unsigned char *abuf, int alen, struct resolver_answer *ans)
-{
-	ans->status = RESOLVER_NXDOMAIN;
-	ans->nodata = 1;
-	ans->has_ttl = soa_negative_ttl(abuf, alen > 0 ? (size_t)alen : 0, &ans->ttl) == 0;
-}
-
-static void set_parse_error(int rc, struct resolver_answer *ans)
-{
-	ans->status = RESOLVER_FAILED;
-	ans->error = status_name(rc);
-	ans->error_text = ares_strerror(rc);
 }
 
 static void parse_aaaa(const unsigned char *abuf, int alen, struct resolver_answer *ans)
