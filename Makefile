@@ -7,7 +7,7 @@ BUILD_PKGS = meson ninja-build pkg-config gcc libevent-dev libc-ares-dev libssl-
              libsqlite3-dev libidn2-dev libinih-dev libjansson-dev libcmocka-dev openssl
 TEST_PKGS  = python3-pytest python3-dnspython python3-aiosmtpd python3-flufl.bounce swaks rbldnsd unbound
 
-.PHONY: all deps test-deps build asan run test unit integration tls-cert demo-tenant clean
+.PHONY: all deps test-deps build asan run install test unit integration tls-cert demo-tenant user clean
 
 all: build
 
@@ -30,6 +30,14 @@ $(ASAN_BUILD)/build.ninja:
 asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
+# `serve` started as root runs as this unprivileged user; created when missing (root only).
+MXGATE_USER ?= mxgate
+user:
+	@if [ "$$(id -u)" = 0 ] && ! getent passwd $(MXGATE_USER) >/dev/null; then \
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin $(MXGATE_USER); \
+		echo "created system user $(MXGATE_USER)"; fi
+
 # A self-signed certificate for STARTTLS on first start (the embedded config points here).
 tls-cert: var/tls/cert.pem
 var/tls/cert.pem:
@@ -44,13 +52,20 @@ demo-tenant: build
 		./$(BUILD)/mxgate tenant add demo --route 127.0.0.1:2600 && \
 		./$(BUILD)/mxgate domain add demo example.test; }
 
-run: build tls-cert demo-tenant
+run: build user tls-cert demo-tenant
 	./$(BUILD)/mxgate serve
+
+# The binary to /usr/local/bin, the example config to /etc/mxgate/mxgate.conf (never over an
+# existing one), data_dir /var/lib/mxgate owned by the user. Run as root.
+install: build user
+	meson install -C $(BUILD) --no-rebuild
+	@test -e /etc/mxgate/mxgate.conf || install -D -m 0644 etc/mxgate.conf.example /etc/mxgate/mxgate.conf
+	install -d -m 0700 -o $(MXGATE_USER) -g $$(id -g $(MXGATE_USER)) /var/lib/mxgate
 
 unit: test-deps asan
 	meson test -C $(ASAN_BUILD) --print-errorlogs
 
-integration: test-deps asan
+integration: test-deps asan user
 	MXGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/mxgate $(PYTHON) -m pytest -q -c $(CURDIR)/pytest.ini --rootdir=$(CURDIR) tests/integration
 
 test: unit integration

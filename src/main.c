@@ -13,12 +13,15 @@
 #include "admin/ndr_cmd.h"
 #include "admin/queue_cmd.h"
 #include "config/config.h"
+#include "event/iptable.h"
 #include "event/listener.h"
+#include "event/tls.h"
 #include "event/workers.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/privs.h"
 #include "util/xmalloc.h"
 
 #define EXIT_USAGE 2
@@ -112,6 +115,23 @@ static int cmd_show_config(int argc, char **argv)
 	return 0;
 }
 
+/* Root: data_dir becomes the user's, then root is dropped for good. Not root: runs as is. */
+static void become_unprivileged(const struct config *cfg)
+{
+	char err[PRIVS_ERR_MAX];
+	struct privs_user u;
+
+	if (geteuid() != 0) {
+		log_info("running as uid %d (not root: [server] user does not apply)", (int)geteuid());
+		return;
+	}
+	if (privs_lookup(cfg->user, &u, err, sizeof(err)) < 0 ||
+	    privs_own_tree(cfg->data_dir, &u, err, sizeof(err)) < 0 ||
+	    privs_drop(&u, err, sizeof(err)) < 0)
+		fatal("%s", err);
+	log_info("running as user %s (uid %d)", u.name, (int)u.uid);
+}
+
 static void prepare_data_dir(const struct config *cfg)
 {
 	char err[STORE_ERR_MAX];
@@ -154,18 +174,98 @@ static void write_pidfile(const char *path)
 	fclose(f);
 }
 
+/* What the running server keeps across reloads: the sockets are bound, data_dir and the user
+ * are fixed, and so is the number of workers the sockets were made for. */
+static int reload_keeps(const struct config *old, struct config *cfg)
+{
+	int changed = 0;
+
+	if (old->nlisten != cfg->nlisten ||
+	    memcmp(old->listen, cfg->listen, sizeof(old->listen[0]) * old->nlisten) != 0) {
+		log_warn("reload: listen changes need a restart; keeping the old listeners");
+		memcpy(cfg->listen, old->listen, sizeof(cfg->listen));
+		cfg->nlisten = old->nlisten;
+		changed = 1;
+	}
+	if (strcmp(old->data_dir, cfg->data_dir) || strcmp(old->user, cfg->user) ||
+	    old->workers != cfg->workers) {
+		log_warn("reload: data_dir, user and workers changes need a restart; keeping the old");
+		memcpy(cfg->data_dir, old->data_dir, sizeof(cfg->data_dir));
+		memcpy(cfg->user, old->user, sizeof(cfg->user));
+		cfg->workers = old->workers;
+		changed = 1;
+	}
+	return changed;
+}
+
+/* SIGHUP in the master: the configuration is read again from where it came from. An invalid
+ * file changes nothing: the error is logged and the running configuration stays. */
+static int serve_reload(void *arg)
+{
+	static char errs[CONFIG_ERRORS_MAX];
+	struct server_setup *setup = arg;
+	const struct config *old = setup->cfg;
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	const char *path = strcmp(old->source, "(embedded default)") ? old->source : NULL;
+	char err[512];
+	SSL_CTX *tls = setup->tls;
+
+	if (config_load(path, cfg, errs, sizeof(errs)) < 0) {
+		for (char *line = strtok(errs, "\n"); line; line = strtok(NULL, "\n"))
+			log_err("reload: %s", line);
+		log_err("reload: configuration %s is invalid; the running one stays in force",
+			path ? path : "(embedded default)");
+		free(cfg);
+		return -1;
+	}
+	reload_keeps(old, cfg);
+	if (strcmp(old->tls_cert, cfg->tls_cert) || strcmp(old->tls_key, cfg->tls_key) ||
+	    strcmp(old->tls_client_ca, cfg->tls_client_ca)) {
+		if (server_tls_setup(cfg, &tls, err, sizeof(err)) < 0) {
+			log_err("reload: TLS: %s; the running configuration stays in force", err);
+			free(cfg);
+			return -1;
+		}
+	}
+	if (tls != setup->tls)
+		tls_ctx_free(&setup->tls); /* the running workers have their own copy (fork) */
+	setup->tls = tls;
+	setup->cfg = cfg;
+	free((void *)old);
+	log_info("reload: configuration %s loaded", cfg->source);
+	return 0;
+}
+
+static void serve_worker_exited(unsigned slot, void *arg)
+{
+	struct server_setup *setup = arg;
+
+	if (setup->clients)
+		iptable_forget_column(setup->clients, slot);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
 	static const char usage[] =
 		"usage: mxgate [-c FILE] serve [--pidfile FILE]\n"
-		"Runs the gateway in the foreground; SIGTERM or SIGINT stops it.\n";
+		"Runs the gateway in the foreground; SIGTERM or SIGINT stops it, SIGHUP reloads\n"
+		"the configuration (an invalid file is logged and changes nothing).\n"
+		"Started as root, it binds its ports, then runs as [server] user.\n";
+	static const struct workers_hooks hooks = {
+		.main = server_worker_main,
+		.exited = serve_worker_exited,
+		.reload = serve_reload,
+		.nsingle = 1, /* the queue manager */
+	};
 	struct config *cfg;
 	struct server_setup setup;
 	const char *pidfile = NULL;
+	char err[512];
 	int rc;
 
 	if (common_opts(argc, argv, usage, &pidfile))
 		return 0;
+	umask(077);
 	cfg = xcalloc(1, sizeof(*cfg));
 	load_config(cfg);
 	log_init("mxgate", cfg->log_syslog, cfg->log_debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
@@ -175,21 +275,34 @@ static int cmd_serve(int argc, char **argv)
 		log_warn("tls_cert %s not found: STARTTLS is not offered (make run creates one)",
 			 cfg->tls_cert);
 	}
-	prepare_data_dir(cfg);
+	memset(&setup, 0, sizeof(setup));
 	setup.cfg = cfg;
 	setup.nworkers = cfg->workers ? cfg->workers : workers_ncpu();
+	/* while still root: the ports, the TLS key, the pid file */
 	setup.fds = bind_all(cfg, setup.nworkers);
+	if (server_tls_setup(cfg, &setup.tls, err, sizeof(err)) < 0)
+		fatal("%s", err);
 	if (pidfile)
 		write_pidfile(pidfile);
+	become_unprivileged(cfg);
+	prepare_data_dir(cfg);
+	if (cfg->max_sessions_per_ip || cfg->max_connect_rate) {
+		/* a process per worker, their successors during a reload, and the queue manager */
+		setup.clients = iptable_create(cfg->max_sessions, 2 * (setup.nworkers + 1));
+		if (!setup.clients)
+			fatal("cannot create the per-client table: %m");
+	}
 	for (unsigned i = 0; i < cfg->nlisten; i++)
 		log_info("listening on %s:%u%s", cfg->listen[i].host, cfg->listen[i].port,
 			 cfg->listen[i].proxy ? " proxy" : "");
 	log_info("mxgate starting config=%s workers=%u data_dir=%s", cfg->source, setup.nworkers,
 		 cfg->data_dir);
-	rc = workers_run(setup.nworkers + 1, server_worker_main, &setup); /* + the queue manager */
+	rc = workers_run(setup.nworkers + 1, &hooks, &setup); /* + the queue manager */
 	log_info("mxgate stopped");
+	iptable_destroy(&setup.clients);
+	tls_ctx_free(&setup.tls);
 	free(setup.fds);
-	free(cfg);
+	free((void *)setup.cfg);
 	return rc;
 }
 
@@ -241,7 +354,15 @@ int main(int argc, char **argv)
 	if (admin_is_command(cmd) || !strcmp(cmd, "explain") || !strcmp(cmd, "lint") ||
 	    !strcmp(cmd, "queue")) {
 		struct config *cfg = xcalloc(1, sizeof(*cfg));
+		char err[PRIVS_ERR_MAX];
 		load_config(cfg);
+		/* root acts as the owner of data_dir, so every file there stays the gateway's */
+		umask(077);
+		if (privs_become_owner(cfg->data_dir, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mxgate: %s\n", err);
+			free(cfg);
+			return 1;
+		}
 		int rc = !strcmp(cmd, "explain") ? inspect_explain_main(cfg, argc - optind, argv + optind)
 			 : !strcmp(cmd, "lint")  ? inspect_lint_main(cfg, argc - optind, argv + optind)
 			 : !strcmp(cmd, "queue") ? queue_cmd_main(cfg, argc - optind, argv + optind)

@@ -51,9 +51,31 @@ static const struct key_def config_keys[] = {
 	{ "server", "max_errors", K_UINT, OFF(max_errors), 1, 1000, "10",
 	  "syntax and protocol errors per session before 421 4.7.0 and close" },
 	{ "server", "command_timeout", K_UINT, OFF(command_timeout), 1, 3600, "300",
-	  "seconds to wait for a command (RFC 5321 4.5.3.2.7: 5 minutes)" },
+	  "seconds for a whole command line to arrive (RFC 5321 4.5.3.2.7: 5 minutes); a client "
+	  "trickling bytes gains nothing" },
 	{ "server", "data_timeout", K_UINT, OFF(data_timeout), 1, 3600, "180",
-	  "seconds to wait for each block of DATA (RFC 5321 4.5.3.2.5: 3 minutes)" },
+	  "seconds allowed for each 64 KiB of message data (RFC 5321 4.5.3.2.5: 3 minutes)" },
+	{ "server", "user", K_STR, OFF(user), 1, CONFIG_NAME_MAX - 1, "mxgate",
+	  "serve started as root binds its ports, then runs as this user (root is refused)" },
+	{ "server", "max_sessions_per_ip", K_UINT, OFF(max_sessions_per_ip), 0, 1000000, "50",
+	  "concurrent sessions of one client address; more get 421 4.7.0; 0 = no limit" },
+	{ "server", "max_connect_rate", K_UINT, OFF(max_connect_rate), 0, 1000000, "300",
+	  "new connections per client address per minute; more get 421 4.7.0; 0 = no limit" },
+	{ "server", "limit_exempt", K_CIDRS, OFF(limit_exempt), 0, 0, "127.0.0.0/8 ::1",
+	  "clients the per-address limits do not apply to; the first line replaces the default" },
+	{ "server", "limit_ipv6_prefix", K_UINT, OFF(limit_ipv6_prefix), 32, 128, "64",
+	  "IPv6 clients are counted per prefix of this length (one host usually owns a /64)" },
+	{ "server", "max_messages", K_UINT, OFF(max_messages), 1, 1000000, "1000",
+	  "messages per session; MAIL after that gets 451 4.7.1" },
+	{ "server", "max_session_bytes", K_SIZE, OFF(max_session_bytes), 1024, 1ULL << 40, "1G",
+	  "bytes a client may send in one session; beyond that 421 4.7.0 before the next command" },
+	{ "server", "max_junk_commands", K_UINT, OFF(max_junk_commands), 1, 100000, "100",
+	  "NOOP, RSET, VRFY and HELP per session before 421 4.7.0" },
+	{ "server", "greet_pause_ms", K_UINT, OFF(greet_pause_ms), 0, 30000, "0",
+	  "send '220-' first and the rest of the greeting after this pause; a client that talks "
+	  "in between is a pregreet client; 0 = greet at once" },
+	{ "server", "pregreet_reject", K_BOOL, OFF(pregreet_reject), 0, 1, "yes",
+	  "reject a client that talks before the greeting with 554 5.5.1 (no: only log it)" },
 	{ "server", "tls_cert", K_STR, OFF(tls_cert), 1, CONFIG_PATH_MAX - 1, NULL,
 	  "PEM certificate chain for STARTTLS; STARTTLS is offered only when set with tls_key" },
 	{ "server", "tls_key", K_STR, OFF(tls_key), 1, CONFIG_PATH_MAX - 1, NULL,
@@ -204,7 +226,7 @@ static int set_listen(struct config *cfg, const char *v)
 	return 0;
 }
 
-static int set_cidrs(struct config *cfg, const char *v)
+static int set_cidrs(struct cidr_list *l, const char *v, int is_default)
 {
 	char buf[4096];
 	char *save = NULL;
@@ -212,11 +234,13 @@ static int set_cidrs(struct config *cfg, const char *v)
 	if (strlen(v) >= sizeof(buf))
 		return -1;
 	strcpy(buf, v);
+	if (l->is_default && !is_default)
+		l->n = 0;
+	l->is_default = is_default;
 	for (char *t = strtok_r(buf, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
-		if (cfg->nproxy_from >= CONFIG_MAX_PROXY_FROM ||
-		    cidr_parse(t, &cfg->proxy_from[cfg->nproxy_from]) != ADDR_OK)
+		if (l->n >= CONFIG_MAX_CIDRS || cidr_parse(t, &l->v[l->n]) != ADDR_OK)
 			return -1;
-		cfg->nproxy_from++;
+		l->n++;
 	}
 	return 0;
 }
@@ -301,6 +325,10 @@ static int set_number(void *field, const struct key_def *k, const char *v)
 	}
 }
 
+/* Set while the table's defaults are applied: a list key's first value from a file replaces
+ * its default instead of adding to it. */
+static int applying_defaults;
+
 /* Sets one key. base is the struct the key's offset points into: the config itself, or one
  * of its dnsbl entries. */
 static int set_value(struct config *cfg, void *base, const struct key_def *k, const char *v)
@@ -328,7 +356,7 @@ static int set_value(struct config *cfg, void *base, const struct key_def *k, co
 	case K_LISTEN:
 		return set_listen(cfg, v);
 	case K_CIDRS:
-		return set_cidrs(cfg, v);
+		return set_cidrs(field, v, applying_defaults);
 	case K_ZONE:
 		if (!domain_valid(v))
 			return -1;
@@ -524,9 +552,11 @@ static char *read_line(char *buf, int size, void *stream)
 static void apply_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	applying_defaults = 1;
 	for (size_t i = 0; i < NKEYS; i++)
 		if (config_keys[i].dflt && set_value(cfg, cfg, &config_keys[i], config_keys[i].dflt) < 0)
 			abort(); /* a default outside its own bounds is a bug in the table */
+	applying_defaults = 0;
 	if (gethostname(cfg->hostname, sizeof(cfg->hostname) - 1) < 0 || !cfg->hostname[0])
 		strcpy(cfg->hostname, "localhost");
 }
@@ -544,7 +574,7 @@ static void check_whole(struct parse_ctx *p)
 	if (!!cfg->tls_cert[0] != !!cfg->tls_key[0])
 		perr(p, "tls_cert and tls_key go together");
 	for (unsigned i = 0; i < cfg->nlisten; i++)
-		if (cfg->listen[i].proxy && cfg->nproxy_from == 0)
+		if (cfg->listen[i].proxy && cfg->proxy_from.n == 0)
 			perr(p, "listen %s is marked proxy but proxy_from is empty", cfg->listen[i].host);
 	for (unsigned i = 0; i < cfg->ndnsbl; i++) {
 		struct dnsbl_config *d = &cfg->dnsbl[i];

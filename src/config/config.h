@@ -12,10 +12,18 @@
 #include "util/addr.h"
 
 #define CONFIG_MAX_LISTEN 16
-#define CONFIG_MAX_PROXY_FROM 64
+#define CONFIG_MAX_CIDRS 64
 #define CONFIG_HOST_MAX 256
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_ERRORS_MAX 4096
+
+/* A repeatable CIDR key: later lines add to earlier ones; the first line in a file replaces
+ * the key's default. */
+struct cidr_list {
+	struct cidr v[CONFIG_MAX_CIDRS];
+	unsigned n;
+	int is_default;
+};
 
 struct listen_spec {
 	char host[CONFIG_HOST_MAX];
@@ -53,8 +61,7 @@ struct config {
 	char hostname[CONFIG_HOST_MAX];
 	struct listen_spec listen[CONFIG_MAX_LISTEN];
 	unsigned nlisten;
-	struct cidr proxy_from[CONFIG_MAX_PROXY_FROM];
-	unsigned nproxy_from;
+	struct cidr_list proxy_from;
 	char data_dir[CONFIG_PATH_MAX];
 	unsigned workers; /* 0 = one per core */
 	unsigned max_sessions;
@@ -67,6 +74,18 @@ struct config {
 	char tls_key[CONFIG_PATH_MAX];
 	char tls_client_ca[CONFIG_PATH_MAX];
 	char postmaster[CONFIG_HOST_MAX]; /* where RCPT TO:<postmaster> goes; "" = host name */
+	char user[CONFIG_NAME_MAX];       /* serve started as root runs as this user */
+
+	/* [server] limits against abuse (0 = no limit where the table says so) */
+	unsigned max_sessions_per_ip;     /* concurrent sessions of one client */
+	unsigned max_connect_rate;        /* new connections per client per minute */
+	struct cidr_list limit_exempt;    /* clients the per-IP limits do not apply to */
+	unsigned limit_ipv6_prefix;       /* IPv6 clients counted per prefix of this length */
+	unsigned max_messages;            /* messages per session */
+	uint64_t max_session_bytes;       /* bytes a client may send in one session */
+	unsigned max_junk_commands;       /* NOOP, RSET, VRFY, HELP per session */
+	unsigned greet_pause_ms;          /* "220-" first, the rest after this pause */
+	int pregreet_reject;              /* a client talking before the greeting gets 554 */
 
 	/* [log] */
 	int log_syslog;

@@ -31,7 +31,8 @@ struct conn {
 	struct timeval linger_deadline;
 	conn_cb *cb;
 	void *arg;
-	unsigned timeout;
+	unsigned timeout_ms;
+	struct timeval read_deadline; /* input must arrive before this; set by conn_set_timeout */
 	int tls;
 	int lingering;
 	int user_paused;  /* conn_pause_read() */
@@ -46,10 +47,23 @@ static void conn_update_read(struct conn *c)
 		bufferevent_enable(c->bev, EV_READ);
 }
 
+static void conn_apply_timeout(struct conn *c, const struct timeval *rd);
+
+/* Input arrived: bufferevent would grant the full timeout again, but the deadline stays where
+ * conn_set_timeout put it, so a client trickling bytes cannot stretch it. */
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+	struct timeval now, left;
 	(void)bev;
+
+	if (c->timeout_ms) {
+		event_base_gettimeofday_cached(c->base, &now);
+		evutil_timersub(&c->read_deadline, &now, &left);
+		if (left.tv_sec < 0 || (left.tv_sec == 0 && left.tv_usec < 1000))
+			left = (struct timeval){ 0, 1000 };
+		conn_apply_timeout(c, &left);
+	}
 	c->cb(c, CONN_EV_READ, c->arg);
 }
 
@@ -133,10 +147,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		c->cb(c, CONN_EV_ERROR, c->arg);
 }
 
-static void conn_apply_timeout(struct conn *c)
+/* rd: the read timeout (NULL: the full one); writes always get the full one. */
+static void conn_apply_timeout(struct conn *c, const struct timeval *rd)
 {
-	struct timeval tv = { .tv_sec = c->timeout };
-	bufferevent_set_timeouts(c->bev, c->timeout ? &tv : NULL, c->timeout ? &tv : NULL);
+	struct timeval tv = { c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000 };
+	bufferevent_set_timeouts(c->bev, c->timeout_ms ? (rd ? rd : &tv) : NULL,
+				 c->timeout_ms ? &tv : NULL);
 }
 
 struct conn *conn_new(struct event_base *base, int fd, conn_cb *cb, void *arg)
@@ -180,9 +196,9 @@ void conn_free_after_flush(struct conn **cp)
 	c->lingering = 1;
 	conn_lingering++;
 	conn_update_read(c);
-	if (c->timeout == 0 || c->timeout > CONN_LINGER_SECONDS) {
-		c->timeout = CONN_LINGER_SECONDS;
-		conn_apply_timeout(c);
+	if (c->timeout_ms == 0 || c->timeout_ms > CONN_LINGER_SECONDS * 1000) {
+		c->timeout_ms = CONN_LINGER_SECONDS * 1000;
+		conn_apply_timeout(c, NULL);
 	}
 	if (c->tls) {
 		struct timeval now, limit = { CONN_LINGER_SECONDS, 0 };
@@ -193,12 +209,22 @@ void conn_free_after_flush(struct conn **cp)
 	}
 }
 
+void conn_set_timeout_ms(struct conn *c, unsigned ms)
+{
+	struct timeval now, tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_base_gettimeofday_cached(c->base, &now);
+	evutil_timeradd(&now, &tv, &c->read_deadline);
+	c->timeout_ms = ms;
+	conn_apply_timeout(c, NULL);
+	/* a read timeout that fired disabled reading; a new deadline means the session goes on */
+	if (!(bufferevent_get_enabled(c->bev) & EV_READ))
+		conn_update_read(c);
+}
+
 void conn_set_timeout(struct conn *c, unsigned seconds)
 {
-	if (c->timeout == seconds)
-		return;
-	c->timeout = seconds;
-	conn_apply_timeout(c);
+	conn_set_timeout_ms(c, seconds * 1000);
 }
 
 void conn_pause_read(struct conn *c)
@@ -321,7 +347,7 @@ int conn_starttls(struct conn *c, SSL_CTX *ctx)
 	bufferevent_setwatermark(tls, EV_READ, 0, CONN_INPUT_HIGH_WATER);
 	bufferevent_enable(tls, EV_READ | EV_WRITE);
 	conn_update_read(c);
-	conn_apply_timeout(c);
+	conn_set_timeout_ms(c, c->timeout_ms);
 	return 0;
 }
 

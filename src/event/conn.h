@@ -32,8 +32,11 @@ void conn_free_after_flush(struct conn **c);
 /* Connections of this process still flushing their last reply after conn_free_after_flush. */
 unsigned conn_lingering_count(void);
 
-/* Read and write timeouts in seconds (0 = none). */
+/* Sets the timeouts (0 = none): input must arrive within this time from now, however it
+ * trickles in (a deadline, renewed only by calling this again), and each write must make
+ * progress within it. CONN_EV_TIMEOUT when either runs out. */
 void conn_set_timeout(struct conn *c, unsigned seconds);
+void conn_set_timeout_ms(struct conn *c, unsigned ms);
 void conn_pause_read(struct conn *c);
 void conn_resume_read(struct conn *c);
 

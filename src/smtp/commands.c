@@ -28,6 +28,7 @@ typedef void cmd_handler(struct session *s, char *args);
 enum cmd_flags {
 	CMD_NEEDS_HELO = 1 << 0, /* 503 before HELO/EHLO */
 	CMD_NO_ARGS = 1 << 1,    /* 501 when arguments are given */
+	CMD_JUNK = 1 << 2,       /* moves no mail: counted against max_junk_commands */
 };
 
 struct cmd_def {
@@ -44,6 +45,17 @@ static const char *host(const struct session *s)
 void commands_greet(struct session *s)
 {
 	session_reply(s, 220, NULL, "%s ESMTP mxgate", host(s));
+}
+
+/* The first line of a multi-line greeting: a client that answers it instead of waiting for
+ * the last line talks before the greeting (postscreen's trick). */
+void commands_greet_first(struct session *s)
+{
+	char line[SMTP_REPLY_LINE_MAX];
+	int n = snprintf(line, sizeof(line), "220-%s ESMTP mxgate\r\n", host(s));
+
+	if (!s->dead && n > 0 && (size_t)n < sizeof(line))
+		conn_write(s->conn, line, (size_t)n);
 }
 
 static void do_helo(struct session *s, char *args, int esmtp)
@@ -196,6 +208,14 @@ static void cmd_mail(struct session *s, char *args)
 
 	if (s->has_from) {
 		session_reply(s, 503, "5.5.1", "Nested MAIL command");
+		session_count_error(s);
+		return;
+	}
+	if (s->messages >= s->srv->cfg->max_messages) {
+		log_info("sid=%s smtp limit ip=%s limit=max_messages value=%u", s->sid, s->ip_str,
+			 s->messages);
+		session_reply(s, 451, "4.7.1", "Too many messages in this session (limit %u); send the "
+			      "rest in a new session", s->srv->cfg->max_messages);
 		session_count_error(s);
 		return;
 	}
@@ -450,11 +470,11 @@ static const struct cmd_def cmd_table[] = {
 	{ VERB_MAIL, cmd_mail, CMD_NEEDS_HELO },
 	{ VERB_RCPT, cmd_rcpt, CMD_NEEDS_HELO },
 	{ VERB_DATA, cmd_data, CMD_NEEDS_HELO | CMD_NO_ARGS },
-	{ VERB_RSET, cmd_rset, CMD_NO_ARGS },
-	{ VERB_NOOP, cmd_noop, 0 },
+	{ VERB_RSET, cmd_rset, CMD_NO_ARGS | CMD_JUNK },
+	{ VERB_NOOP, cmd_noop, CMD_JUNK },
 	{ VERB_QUIT, cmd_quit, CMD_NO_ARGS },
-	{ VERB_HELP, cmd_help, 0 },
-	{ VERB_VRFY, cmd_vrfy, 0 },
+	{ VERB_HELP, cmd_help, CMD_JUNK },
+	{ VERB_VRFY, cmd_vrfy, CMD_JUNK },
 	{ VERB_STARTTLS, cmd_starttls, CMD_NEEDS_HELO | CMD_NO_ARGS },
 };
 
@@ -473,6 +493,8 @@ void commands_dispatch(struct session *s, char *line, size_t len)
 			session_count_error(s);
 			return;
 		}
+		if ((c->flags & CMD_JUNK) && session_count_junk(s))
+			return;
 		if ((c->flags & CMD_NO_ARGS) && *args) {
 			session_reply(s, 501, "5.5.4", "Syntax: %s takes no arguments",
 				      parse_verb_name(verb));

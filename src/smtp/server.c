@@ -101,6 +101,21 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	maybe_exit(srv);
 }
 
+int server_tls_setup(const struct config *cfg, SSL_CTX **ctx, char *err, size_t errsz)
+{
+	*ctx = NULL;
+	if (!cfg->tls_cert[0] || access(cfg->tls_cert, R_OK) < 0)
+		return 0; /* serve refuses a configured file that is missing; the default may be */
+	*ctx = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, err, errsz);
+	if (!*ctx)
+		return -1;
+	if (cfg->tls_client_ca[0] && tls_ctx_add_client_ca(*ctx, cfg->tls_client_ca, err, errsz) < 0) {
+		tls_ctx_free(ctx);
+		return -1;
+	}
+	return 0;
+}
+
 static void worker_setup(struct worker *w, unsigned index, const struct server_setup *setup)
 {
 	struct server *srv = &w->srv;
@@ -118,13 +133,8 @@ static void worker_setup(struct worker *w, unsigned index, const struct server_s
 	srv->policy = policy_new(srv->base, cfg, err, sizeof(err));
 	if (!srv->policy)
 		fatal("policy: %s", err);
-	if (cfg->tls_cert[0] && access(cfg->tls_cert, R_OK) == 0) {
-		srv->tls = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
-		if (!srv->tls ||
-		    (cfg->tls_client_ca[0] && tls_ctx_add_client_ca(srv->tls, cfg->tls_client_ca, err,
-								    sizeof(err)) < 0))
-			fatal("%s", err);
-	}
+	srv->tls = setup->tls;
+	srv->clients = setup->clients;
 	srv->max_sessions = (cfg->max_sessions + setup->nworkers - 1) / setup->nworkers;
 	for (unsigned i = 0; i < cfg->nlisten; i++) {
 		int fd = setup->fds[index * cfg->nlisten + i];
@@ -152,7 +162,7 @@ static void worker_teardown(struct worker *w)
 	bgjob_free(&srv->bg); /* commits in flight finish; their sessions are gone or replied */
 	queue_close(&srv->queue);
 	policy_free(&srv->policy);
-	tls_ctx_free(&srv->tls);
+	srv->tls = NULL; /* the master's */
 	event_free(w->sigterm);
 	event_free(w->sigint);
 	if (w->grace)
@@ -160,7 +170,7 @@ static void worker_teardown(struct worker *w)
 	event_base_free(srv->base);
 }
 
-int server_worker_main(unsigned index, void *arg)
+int server_worker_main(unsigned index, unsigned slot, void *arg)
 {
 	const struct server_setup *setup = arg;
 	struct worker w;
@@ -174,6 +184,7 @@ int server_worker_main(unsigned index, void *arg)
 	memset(&w, 0, sizeof(w));
 	signal(SIGPIPE, SIG_IGN);
 	bgjob_global_init();
+	w.srv.slot = slot;
 	worker_setup(&w, index, arg);
 	log_info("worker started listeners=%u max_sessions=%u tls=%s", w.srv.nlisteners,
 		 w.srv.max_sessions, w.srv.tls ? "yes" : "no");

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "event/conn.h"
+#include "event/iptable.h"
 #include "event/proxy_proto.h"
 #include "queue/queue.h"
 #include "smtp/reply.h"
@@ -27,9 +28,14 @@
 #define SESSION_DATA_CHUNK (64 * 1024)
 /* Seconds a proxy_from peer has to send its PROXY header. */
 #define PROXY_HEADER_TIMEOUT 10
+/* Message data renews the data_timeout deadline once per this many bytes: a client sending
+ * at least this much per data_timeout is never cut, one trickling bytes is cut in time. */
+#define DATA_PROGRESS_BYTES (64 * 1024)
 
 static void session_run(struct session *s);
 static void session_client_known(struct session *s);
+static int greet_step(struct session *s);
+static void greet_done(struct session *s);
 
 static void session_destroy(struct session *s)
 {
@@ -42,6 +48,8 @@ static void session_destroy(struct session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	queue_msg_abort(&s->msg);
+	if (s->client_slot != IPTABLE_UNTRACKED)
+		iptable_disconnect(srv->clients, srv->slot, s->client_slot);
 	policy_session_free(&s->ps);
 	conn_free_after_flush(&s->conn);
 	free(s->rcpts);
@@ -118,6 +126,32 @@ int session_count_error(struct session *s)
 	return 1;
 }
 
+int session_count_junk(struct session *s)
+{
+	if (++s->junk <= s->srv->cfg->max_junk_commands)
+		return 0;
+	log_info("sid=%s smtp limit ip=%s limit=max_junk_commands value=%u", s->sid, s->ip_str,
+		 s->junk);
+	session_reply(s, 421, "4.7.0", "%s Too many commands that move no mail (limit %u), closing",
+		      s->srv->cfg->hostname, s->srv->cfg->max_junk_commands);
+	session_close(s, "max-junk-commands");
+	return 1;
+}
+
+/* Bytes the client sent; beyond max_session_bytes the session ends before the next command
+ * (a message under way finishes first: max_message_size bounds it). Returns 1 if closed. */
+static int session_over_bytes(struct session *s)
+{
+	if (s->bytes_in <= s->srv->cfg->max_session_bytes)
+		return 0;
+	log_info("sid=%s smtp limit ip=%s limit=max_session_bytes value=%llu", s->sid, s->ip_str,
+		 (unsigned long long)s->bytes_in);
+	session_reply(s, 421, "4.7.0", "%s Too much data in this session (limit %llu bytes), closing",
+		      s->srv->cfg->hostname, (unsigned long long)s->srv->cfg->max_session_bytes);
+	session_close(s, "max-session-bytes");
+	return 1;
+}
+
 void session_reset_transaction(struct session *s)
 {
 	s->has_from = 0;
@@ -184,6 +218,9 @@ static int command_step(struct session *s)
 	case CONN_LINE_AGAIN:
 		return 0;
 	case CONN_LINE_TOOLONG:
+		s->bytes_in += SMTP_CMD_LINE_MAX;
+		if (session_over_bytes(s))
+			return 1;
 		s->skipping_line = !conn_skip_line(s->conn);
 		session_reply(s, 500, "5.5.2", "Line too long (limit %d octets)", SMTP_CMD_LINE_MAX);
 		session_count_error(s);
@@ -191,6 +228,11 @@ static int command_step(struct session *s)
 	case CONN_LINE_OK:
 		break;
 	}
+	/* the next command has command_timeout from now, however slowly it trickles in */
+	conn_set_timeout(s->conn, s->srv->cfg->command_timeout);
+	s->bytes_in += len + (crlf ? 2 : 1);
+	if (session_over_bytes(s))
+		return 1;
 	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
 		session_reply(s, 500, "5.5.2", "Invalid character in command");
 		session_count_error(s);
@@ -276,6 +318,12 @@ static int data_step(struct session *s)
 	if (outlen && s->msg)
 		queue_msg_write(s->msg, out, outlen);
 	conn_drain(s->conn, used);
+	s->bytes_in += used;
+	s->data_since_timeout += used;
+	if (s->data_since_timeout >= DATA_PROGRESS_BYTES) {
+		s->data_since_timeout = 0;
+		conn_set_timeout(s->conn, s->srv->cfg->data_timeout);
+	}
 	if (r == DS_END)
 		data_finish(s);
 	return 1;
@@ -288,6 +336,7 @@ static void session_run(struct session *s)
 		int progressed;
 		switch (s->state) {
 		case SESS_PROXY: progressed = proxy_step(s); break;
+		case SESS_GREET: progressed = greet_step(s); break;
 		case SESS_DATA: progressed = data_step(s); break;
 		default: progressed = command_step(s); break;
 		}
@@ -308,6 +357,12 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *arg)
 			session_run(s);
 		break;
 	case CONN_EV_TIMEOUT:
+		if (s->state == SESS_GREET) { /* the pause is over */
+			greet_done(s);
+			if (!s->running)
+				session_run(s);
+			break;
+		}
 		if (s->state != SESS_PROXY)
 			session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded, closing",
 				      s->srv->cfg->hostname);
@@ -409,6 +464,7 @@ int session_begin_data(struct session *s)
 		return err;
 	write_received(s, env.tls);
 	ds_init(&s->ds, s->srv->cfg->max_message_size);
+	s->data_since_timeout = 0;
 	s->state = SESS_DATA;
 	conn_set_timeout(s->conn, s->srv->cfg->data_timeout);
 	return 0;
@@ -435,25 +491,104 @@ void session_policy_client(struct session *s, struct policy_client *cl)
 	cl->sid = s->sid;
 }
 
-/* The client address is final (after the PROXY header, if any): start the policy session,
- * whose DNSBL lookups then run while the client says EHLO and MAIL, and greet. */
-static void session_client_known(struct session *s)
+static int cidr_list_contains(const struct cidr_list *l, const struct ip_addr *ip)
 {
-	struct policy_client cl;
+	for (unsigned i = 0; i < l->n; i++)
+		if (cidr_contains(&l->v[i], ip))
+			return 1;
+	return 0;
+}
 
-	session_policy_client(s, &cl);
-	s->ps = policy_session_new(s->srv->policy, &cl);
+/* Per-client limits, counted in the table every worker shares. Returns 0 when the client may
+ * go on; otherwise it has its 421 and the session is closed. */
+static int session_admit(struct session *s)
+{
+	const struct config *cfg = s->srv->cfg;
+	struct iptable_count n;
+	struct ip_addr key;
+	const char *limit = NULL;
+
+	if (!s->srv->clients || cidr_list_contains(&cfg->limit_exempt, &s->ip))
+		return 0;
+	iptable_key(&s->ip, cfg->limit_ipv6_prefix, &key);
+	s->client_slot = iptable_connect(s->srv->clients, s->srv->slot, &key, time(NULL), &n);
+	if (cfg->max_sessions_per_ip && n.sessions > cfg->max_sessions_per_ip) {
+		limit = "max_sessions_per_ip";
+		session_reply(s, 421, "4.7.0", "%s Too many concurrent sessions from %s (limit %u), "
+			      "try again later", cfg->hostname, s->ip_str, cfg->max_sessions_per_ip);
+	} else if (cfg->max_connect_rate && n.per_minute > cfg->max_connect_rate) {
+		limit = "max_connect_rate";
+		session_reply(s, 421, "4.7.0", "%s Too many connections from %s (%u in the last "
+			      "minute, limit %u), try again later", cfg->hostname, s->ip_str,
+			      n.per_minute, cfg->max_connect_rate);
+	}
+	if (!n.tracked)
+		log_info("sid=%s smtp limit ip=%s untracked=yes (the per-client table has no room)",
+			 s->sid, s->ip_str);
+	if (!limit)
+		return 0;
+	log_info("sid=%s smtp limit ip=%s limit=%s sessions=%u per_minute=%u", s->sid, s->ip_str,
+		 limit, n.sessions, n.per_minute);
+	session_close(s, limit);
+	return -1;
+}
+
+/* The client sent bytes before the greeting was complete. Returns 1 if the session closed. */
+static int session_pregreet(struct session *s)
+{
+	s->pregreet = 1;
+	log_info("sid=%s smtp pregreet ip=%s bytes=%zu action=%s", s->sid, s->ip_str,
+		 conn_input_len(s->conn), s->srv->cfg->pregreet_reject ? "reject" : "log");
+	if (!s->srv->cfg->pregreet_reject)
+		return 0;
+	session_reply(s, 554, "5.5.1", "%s Protocol error: the client talked before the greeting",
+		      s->srv->cfg->hostname);
+	session_close(s, "pregreet");
+	return 1;
+}
+
+static void greet_done(struct session *s)
+{
 	s->state = SESS_COMMAND;
 	conn_set_timeout(s->conn, s->srv->cfg->command_timeout);
 	commands_greet(s);
 }
 
+/* Waiting out greet_pause_ms: input now is pregreet; it waits (bounded by the input buffer's
+ * high-water mark) until the greeting is complete. */
+static int greet_step(struct session *s)
+{
+	if (!s->pregreet && conn_input_len(s->conn) > 0)
+		session_pregreet(s);
+	return 0;
+}
+
+/* The client address is final (after the PROXY header, if any): apply the per-client limits,
+ * start the policy session, whose DNSBL lookups then run while the client says EHLO and MAIL
+ * (or while the greeting pauses), and greet. */
+static void session_client_known(struct session *s)
+{
+	struct policy_client cl;
+
+	if (session_admit(s) < 0)
+		return;
+	session_policy_client(s, &cl);
+	s->ps = policy_session_new(s->srv->policy, &cl);
+	/* behind a PROXY header, bytes in the same read came before any greeting */
+	if (conn_input_len(s->conn) > 0 && session_pregreet(s))
+		return;
+	if (s->srv->cfg->greet_pause_ms && !s->pregreet) {
+		commands_greet_first(s);
+		s->state = SESS_GREET;
+		conn_set_timeout_ms(s->conn, s->srv->cfg->greet_pause_ms);
+		return;
+	}
+	greet_done(s);
+}
+
 static int proxy_peer_trusted(const struct server *srv, const struct ip_addr *ip)
 {
-	for (unsigned i = 0; i < srv->cfg->nproxy_from; i++)
-		if (cidr_contains(&srv->cfg->proxy_from[i], ip))
-			return 1;
-	return 0;
+	return cidr_list_contains(&srv->cfg->proxy_from, ip);
 }
 
 void session_start(struct server *srv, int fd, const struct sockaddr *peer, int expect_proxy)
@@ -461,6 +596,7 @@ void session_start(struct server *srv, int fd, const struct sockaddr *peer, int 
 	struct session *s = xcalloc(1, sizeof(*s));
 
 	s->srv = srv;
+	s->client_slot = IPTABLE_UNTRACKED;
 	srv->nsessions++;
 	s->next = srv->sessions;
 	if (s->next)

@@ -22,6 +22,7 @@ struct queue_msg;
 
 enum session_state {
 	SESS_PROXY,   /* waiting for the PROXY header */
+	SESS_GREET,   /* "220-" sent, the rest after greet_pause_ms */
 	SESS_COMMAND, /* reading commands */
 	SESS_DATA,    /* reading message data */
 };
@@ -59,6 +60,10 @@ struct session {
 	const char *tls_name_ptrs[ENGINE_TLS_NAMES_MAX];
 	unsigned errors;
 	unsigned messages;
+	unsigned junk;         /* NOOP, RSET, VRFY, HELP */
+	uint64_t bytes_in;     /* everything the client sent, against max_session_bytes */
+	int client_slot;       /* handle in the server's per-client table, or IPTABLE_UNTRACKED */
+	int pregreet;          /* the client talked before the greeting */
 
 	/* transaction, reset by RSET, HELO/EHLO and the end of DATA */
 	int has_from;
@@ -73,6 +78,7 @@ struct session {
 	struct queue_msg *msg;
 	char qid[QUEUE_ID_LEN + 1];
 	struct datastream ds;
+	uint64_t data_since_timeout; /* DATA bytes since the deadline was last renewed */
 
 	/* RCPT waiting for its policy verdict */
 	struct mailpath pending_rcpt;
@@ -94,6 +100,9 @@ void session_reply_reject(struct session *s, int code, const char *enh, const ch
 			  const char *list, const char *entry, const char *text);
 /* Counts a protocol error; after max_errors replies 421 4.7.0 and closes. Returns 1 if closed. */
 int session_count_error(struct session *s);
+/* Counts a NOOP, RSET, VRFY or HELP; after max_junk_commands replies 421 4.7.0 and closes.
+ * Returns 1 if closed. */
+int session_count_junk(struct session *s);
 void session_close(struct session *s, const char *reason);
 void session_reset_transaction(struct session *s);
 /* Resumes the input loop after an asynchronous step completed; the caller holds a reference
@@ -111,5 +120,7 @@ void session_policy_client(struct session *s, struct policy_client *cl);
 void commands_dispatch(struct session *s, char *line, size_t len);
 /* commands.c: the greeting at session start (after the PROXY header, if any). */
 void commands_greet(struct session *s);
+/* commands.c: "220-" alone, when the greeting pauses (greet_pause_ms). */
+void commands_greet_first(struct session *s);
 
 #endif

@@ -412,6 +412,26 @@ def split_trace_headers(body):
 # The server
 
 
+def make_traversable(path):
+    """`serve` started as root runs as user mxgate (and admin commands as the owner of
+    data_dir): let that user pass through pytest's 0700 temporary directories to its files."""
+    if os.geteuid() != 0:
+        return
+    p = Path(path).resolve()
+    for d in (p, *p.parents):
+        if d == Path("/"):
+            break
+        mode = d.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(d, (mode & 0o7777) | 0o011)   # search only: nothing becomes listable
+
+
+@pytest.fixture(autouse=True)
+def _traversable_tmp_path(request):
+    if "tmp_path" in request.fixturenames:
+        make_traversable(request.getfixturevalue("tmp_path"))
+
+
 class MxGate:
     """One `mxgate serve` process with its own config, data_dir and log file."""
 
@@ -420,6 +440,7 @@ class MxGate:
                  ipv6_proxy=False, data_dir=None, tenants=None, store_template=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        make_traversable(self.workdir)
         self.host = "127.0.0.1"
         self.port = free_port()
         self.proxy_port = free_port() if proxy else None

@@ -99,9 +99,26 @@ def test_header_split_over_segments(proxy_mxgate):
                   "192.0.2.7")
 
 
-def test_header_and_ehlo_in_one_write(proxy_mxgate):
-    assert_client(transaction_after_header(proxy_mxgate, proxy_v2("192.0.2.9", "127.0.0.1"),
+def test_header_and_ehlo_in_one_write_is_pregreet(proxy_mxgate):
+    """Bytes that arrive with the header were sent before any greeting could reach the client:
+    a pregreet client, refused by default (docs/smtp.md)."""
+    with proxy_mxgate.raw(proxy_mxgate.proxy_port) as c:
+        c.send(proxy_v2("192.0.2.9", "127.0.0.1") + f"EHLO {CLIENT_HELO}\r\n".encode())
+        r = c.reply()
+        assert (r.code, r.enhanced) == (554, "5.5.1"), r
+        assert "talked before the greeting" in r.text
+        c.read_until_closed()
+    proxy_mxgate.wait_for_log(r"smtp pregreet ip=192\.0\.2\.9 bytes=\d+ action=reject")
+    assert not proxy_mxgate.queued()
+
+
+def test_header_and_ehlo_in_one_write_only_logged(mxgate_factory):
+    """With pregreet_reject = no, nothing the client sent is lost: the EHLO is answered after
+    the greeting."""
+    srv = mxgate_factory(proxy=True, settings={"pregreet_reject": "no"})
+    assert_client(transaction_after_header(srv, proxy_v2("192.0.2.9", "127.0.0.1"),
                                            with_ehlo=True), "192.0.2.9")
+    srv.wait_for_log(r"smtp pregreet ip=192\.0\.2\.9 bytes=\d+ action=log")
 
 
 @pytest.mark.parametrize("header", [proxy_v2(command=V2_LOCAL), b"PROXY UNKNOWN\r\n"],

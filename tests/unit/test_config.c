@@ -121,7 +121,17 @@ static void test_defaults(void **state)
 	assert_string_equal(c->tls_client_ca, "");
 	assert_int_equal(c->log_syslog, 0);
 	assert_int_equal(c->log_debug, 0);
-	assert_int_equal(c->nproxy_from, 0);
+	assert_int_equal(c->proxy_from.n, 0);
+	assert_string_equal(c->user, "mxgate");
+	assert_int_equal(c->max_sessions_per_ip, 50);
+	assert_int_equal(c->max_connect_rate, 300);
+	assert_int_equal(c->limit_exempt.n, 2);
+	assert_int_equal(c->limit_ipv6_prefix, 64);
+	assert_int_equal(c->max_messages, 1000);
+	assert_int_equal(c->max_session_bytes, 1ULL << 30);
+	assert_int_equal(c->max_junk_commands, 100);
+	assert_int_equal(c->greet_pause_ms, 0);
+	assert_int_equal(c->pregreet_reject, 1);
 	assert_string_equal(c->resolver, "");
 	assert_int_equal(c->dnsbl_threshold, 1);
 	assert_int_equal(c->dnsbl_timeout_ms, 2000);
@@ -161,7 +171,7 @@ static void test_reload_starts_from_defaults(void **state)
 	load_ok(f, LISTEN);
 	assert_int_equal(f->cfg->nlisten, 1);
 	assert_int_equal(f->cfg->workers, 0);
-	assert_int_equal(f->cfg->nproxy_from, 0);
+	assert_int_equal(f->cfg->proxy_from.n, 0);
 	assert_string_equal(f->cfg->resolver, "");
 	assert_int_equal(f->cfg->ndnsbl, 0);
 }
@@ -255,6 +265,18 @@ static const struct set_case set_cases[] = {
 	U("policy", "probe_timeout_ms", "100", probe_timeout_ms, 100),
 	U("policy", "probe_timeout_ms", "60000", probe_timeout_ms, 60000),
 	S("server", "postmaster", "pm@example.test", postmaster, "pm@example.test"),
+	S("server", "user", "_mxgate", user, "_mxgate"),
+	U("server", "max_sessions_per_ip", "0", max_sessions_per_ip, 0),
+	U("server", "max_sessions_per_ip", "10", max_sessions_per_ip, 10),
+	U("server", "max_connect_rate", "0", max_connect_rate, 0),
+	U("server", "max_connect_rate", "1000000", max_connect_rate, 1000000),
+	U("server", "limit_ipv6_prefix", "128", limit_ipv6_prefix, 128),
+	U("server", "limit_ipv6_prefix", "32", limit_ipv6_prefix, 32),
+	U("server", "max_messages", "1", max_messages, 1),
+	Z("server", "max_session_bytes", "100M", max_session_bytes, 104857600),
+	U("server", "max_junk_commands", "5", max_junk_commands, 5),
+	U("server", "greet_pause_ms", "6000", greet_pause_ms, 6000),
+	B("server", "pregreet_reject", "no", pregreet_reject, 0),
 	B("delivery", "hold", "yes", delivery_hold, 1),
 	U("delivery", "retry_first", "1", retry_first, 1),
 	U("delivery", "retry_max", "86400", retry_max, 86400),
@@ -396,6 +418,12 @@ static const struct bad_case bad_cases[] = {
 	{ "server", "proxy_from", "bogus", H_CIDRS },
 	{ "server", "proxy_from", "10.0.0.0/8;192.0.2.0/24", H_CIDRS },
 	{ "server", "tls_client_ca", "", H_STR },
+	{ "server", "user", "", H_STR },
+	{ "server", "limit_ipv6_prefix", "31", H_UINT(32, 128) },
+	{ "server", "limit_ipv6_prefix", "129", H_UINT(32, 128) },
+	{ "server", "max_messages", "0", H_UINT(1, 1000000) },
+	{ "server", "greet_pause_ms", "30001", H_UINT(0, 30000) },
+	{ "server", "limit_exempt", "10.0.0.1/8", H_CIDRS },
 	{ "policy", "resolver", "127.0.0.1", H_HOSTPORT },
 	{ "policy", "resolver", "::1:53", H_HOSTPORT },
 	{ "policy", "resolver", "127.0.0.1:0", H_HOSTPORT },
@@ -494,13 +522,34 @@ static void test_proxy_from(void **state)
 	load_ok(f, LISTEN "proxy_from = 10.0.0.0/8, 192.0.2.1 2001:db8::/32\n"
 			  "proxy_from = 127.0.0.1/32,::1\n"
 			  "proxy_from = ,, 172.16.0.0/12 ,\t\n");
-	assert_int_equal(c->nproxy_from, ARRAY_LEN(want));
+	assert_int_equal(c->proxy_from.n, ARRAY_LEN(want));
 	for (size_t i = 0; i < ARRAY_LEN(want); i++)
-		assert_string_equal(cidr_format(&c->proxy_from[i], text, sizeof(text)), want[i]);
+		assert_string_equal(cidr_format(&c->proxy_from.v[i], text, sizeof(text)), want[i]);
 
 	/* Host bits set are an error, not a silent widening. */
 	load_fails_with(f, LISTEN "proxy_from = 192.0.2.1/24\n", 3,
 			"bad value '192.0.2.1/24' for server.proxy_from: expected " H_CIDRS);
+}
+
+/* A list key with a default: the file's first line replaces the default, later lines add. */
+static void test_limit_exempt(void **state)
+{
+	struct fixture *f = *state;
+	const struct config *c = f->cfg;
+	char text[ADDR_STR_MAX + 4];
+
+	load_ok(f, LISTEN);
+	assert_int_equal(c->limit_exempt.n, 2);
+	assert_string_equal(cidr_format(&c->limit_exempt.v[0], text, sizeof(text)), "127.0.0.0/8");
+	assert_string_equal(cidr_format(&c->limit_exempt.v[1], text, sizeof(text)), "::1/128");
+	load_ok(f, LISTEN "limit_exempt = 192.0.2.0/24\nlimit_exempt = 2001:db8::/32\n");
+	assert_int_equal(c->limit_exempt.n, 2);
+	assert_string_equal(cidr_format(&c->limit_exempt.v[0], text, sizeof(text)), "192.0.2.0/24");
+	assert_string_equal(cidr_format(&c->limit_exempt.v[1], text, sizeof(text)),
+			    "2001:db8::/32");
+	/* an empty value removes the default: nobody is exempt */
+	load_ok(f, LISTEN "limit_exempt =\n");
+	assert_int_equal(c->limit_exempt.n, 0);
 }
 
 static void test_proxy_from_limit(void **state)
@@ -510,12 +559,12 @@ static void test_proxy_from_limit(void **state)
 	size_t n = 0;
 
 	n += (size_t)snprintf(text + n, sizeof(text) - n, LISTEN);
-	for (int i = 0; i < CONFIG_MAX_PROXY_FROM; i++)
+	for (int i = 0; i < CONFIG_MAX_CIDRS; i++)
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "proxy_from = 10.0.%d.0/24\n", i);
 	load_ok(f, text);
-	assert_int_equal(f->cfg->nproxy_from, CONFIG_MAX_PROXY_FROM);
+	assert_int_equal(f->cfg->proxy_from.n, CONFIG_MAX_CIDRS);
 	snprintf(text + n, sizeof(text) - n, "proxy_from = 10.1.0.0/24\n");
-	load_fails_with(f, text, CONFIG_MAX_PROXY_FROM + 3,
+	load_fails_with(f, text, CONFIG_MAX_CIDRS + 3,
 			"bad value '10.1.0.0/24' for server.proxy_from: expected " H_CIDRS);
 }
 
@@ -870,7 +919,7 @@ static void test_embedded_default(void **state)
 	assert_int_equal(c->workers, 1);
 	assert_string_equal(c->tls_cert, "./var/tls/cert.pem");
 	assert_string_equal(c->tls_key, "./var/tls/key.pem");
-	assert_int_equal(c->nproxy_from, 0);
+	assert_int_equal(c->proxy_from.n, 0);
 	assert_int_equal(c->ndnsbl, 0);
 	/* Everything else keeps its table default. */
 	assert_int_equal(c->max_recipients, 100);
@@ -1015,6 +1064,7 @@ static void test_dump_keys(void **state)
 /* Keys whose setting is tested by their own test functions rather than set_cases. */
 static const char *const tested_elsewhere[] = {
 	"server.listen",	  "server.proxy_from",	    "dnsbl NAME.zone",
+	"server.limit_exempt",
 	"dnsbl NAME.display_name", "dnsbl NAME.display_zone", "dnsbl NAME.codes",
 	"dnsbl NAME.weight",	  "dnsbl NAME.txt",	    "dnsbl NAME.url",
 	"dnsbl NAME.ipv6",
@@ -1107,6 +1157,7 @@ int main(void)
 		T(test_listen_limit),
 		T(test_proxy_from),
 		T(test_proxy_from_limit),
+		T(test_limit_exempt),
 		T(test_dnsbl_sections),
 		T(test_dnsbl_bad_values),
 		T(test_dnsbl_names_and_limits),
