@@ -416,6 +416,9 @@ static struct probe_run *run_start(struct probe *p, const struct probe_target *t
 	p->runs = r;
 	p->nruns++;
 	r->deadline = evtimer_new(p->base, on_deadline, r);
+	/* from now, not from the loop's cached time: a long loop iteration (or a descheduled
+	 * process) must not eat into the tenant's time to answer */
+	event_base_update_cache_time(p->base);
 	evtimer_add(r->deadline, &tv);
 	r->dq = destination_resolve(p->res, r->host, 0, r->port, on_resolved, r);
 	return r;
