@@ -572,21 +572,11 @@ static void build_report(struct attempt *a)
 static void record_work(void *arg)
 {
 	struct attempt *a = arg;
-	int fd;
 
 	/* Every recipient final and nothing to report: the message is removed next, and a crash
 	 * before that redelivers it whether or not its outcome was logged. No log, no fdatasync. */
-	if (a->rlen && !(a->final && !a->report)) {
-		fd = open(a->spath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-		struct stat sb;
-		if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size == 0 &&
-		    write(fd, QSTATE_MAGIC, sizeof(QSTATE_MAGIC) - 1) < 0)
-			a->report_failed = errno;
-		if (fd < 0 || write(fd, a->records, a->rlen) != (ssize_t)a->rlen || fdatasync(fd) < 0)
-			a->report_failed = errno ? errno : EIO;
-		if (fd >= 0)
-			close(fd);
-	}
+	if (a->rlen && !(a->final && !a->report) && qstate_append(a->spath, a->records, a->rlen) < 0)
+		a->report_failed = errno ? errno : EIO;
 	if (a->report && !a->report_failed)
 		build_report(a);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "dns/dnsbl.h"
@@ -30,8 +31,15 @@ struct policy {
 	struct dnsbl *dnsbl;
 	struct probe *probe;
 	int reloading;
+	/* the last failed reload: logged once, its generation tried again after RELOAD_RETRY_MS */
+	char failed_error[STORE_ERR_MAX];
+	uint64_t failed_generation; /* 0: the generation itself could not be read */
+	uint64_t retry_at_ms;
 	/* reload job in/out, touched by the thread only while reloading is set */
-	uint64_t job_generation;
+	uint64_t job_generation;   /* in: the current snapshot's */
+	int job_retry;             /* in: the failed generation may be loaded again */
+	enum { RELOAD_SAME, RELOAD_WAIT, RELOAD_NEW, RELOAD_FAILED } job_status;
+	uint64_t job_seen;         /* out: the store's generation, 0 when unreadable */
 	struct model_snapshot *job_result;
 	char job_error[STORE_ERR_MAX];
 };
@@ -57,16 +65,58 @@ struct policy_session {
 
 /* ---- reload ------------------------------------------------------------------------- */
 
+/* A store that failed to load is tried again after this long, or at once when its generation
+ * changes: a damaged store is not read in full at every poll, and one repaired in place under
+ * the same generation is still picked up. */
+#define RELOAD_RETRY_MS 5000
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Background thread. Whatever goes wrong (a lock, a damaged file), the current snapshot stays:
+ * the job only ever produces a complete new one. */
 static void reload_work(void *arg)
 {
 	struct policy *p = arg;
-	uint64_t gen = store_generation(p->store);
 
 	p->job_result = NULL;
 	p->job_error[0] = '\0';
-	if (gen == 0 || gen == p->job_generation)
+	p->job_status = RELOAD_FAILED;
+	if (store_generation_read(p->store, &p->job_seen, p->job_error, sizeof(p->job_error)) !=
+	    STORE_OK)
 		return;
+	if (p->job_seen == p->job_generation) {
+		p->job_status = RELOAD_SAME;
+		return;
+	}
+	if (p->job_seen == p->failed_generation && !p->job_retry) {
+		p->job_status = RELOAD_WAIT;
+		return;
+	}
 	p->job_result = store_load(p->store, p->job_error, sizeof(p->job_error));
+	if (p->job_result)
+		p->job_status = RELOAD_NEW;
+}
+
+/* Logs a failure once (again only when it changes), and keeps serving the current snapshot. */
+static void reload_failed(struct policy *p)
+{
+	int again = p->failed_error[0] && p->failed_generation == p->job_seen &&
+		    strcmp(p->failed_error, p->job_error) == 0;
+
+	p->failed_generation = p->job_seen;
+	p->retry_at_ms = now_ms() + RELOAD_RETRY_MS;
+	if (again)
+		return;
+	snprintf(p->failed_error, sizeof(p->failed_error), "%s", p->job_error);
+	log_warn("policy reload-failed generation=%llu error=\"%s\" (keeping generation %llu)",
+		 (unsigned long long)p->job_seen, p->job_error,
+		 (unsigned long long)model_generation(p->current));
 }
 
 static void reload_done(void *arg)
@@ -74,17 +124,28 @@ static void reload_done(void *arg)
 	struct policy *p = arg;
 
 	p->reloading = 0;
-	if (p->job_error[0]) {
-		log_warn("policy reload-failed error=\"%s\" (keeping generation %llu)", p->job_error,
-			 (unsigned long long)model_generation(p->current));
+	switch (p->job_status) {
+	case RELOAD_FAILED:
+		reload_failed(p);
 		return;
+	case RELOAD_WAIT:
+		return;
+	case RELOAD_SAME:
+		if (p->failed_error[0])
+			log_info("policy store readable again generation=%llu",
+				 (unsigned long long)p->job_seen);
+		p->failed_error[0] = '\0';
+		p->failed_generation = 0;
+		return;
+	case RELOAD_NEW:
+		break;
 	}
-	if (!p->job_result)
-		return;
 	model_unref(&p->current);
 	p->current = p->job_result;
 	p->job_result = NULL;
 	p->job_generation = model_generation(p->current);
+	p->failed_error[0] = '\0';
+	p->failed_generation = 0;
 	log_info("policy reloaded generation=%llu tenants=%zu",
 		 (unsigned long long)p->job_generation, model_ntenants(p->current));
 }
@@ -98,6 +159,7 @@ static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
 	if (p->reloading)
 		return;
 	p->reloading = 1;
+	p->job_retry = !p->failed_error[0] || now_ms() >= p->retry_at_ms;
 	bgjob_submit(p->bg, reload_work, reload_done, p);
 }
 

@@ -160,22 +160,56 @@ size_t qstate_format_rcpt(char *buf, size_t bufsz, size_t idx, const struct qsta
 	return n > 0 && (size_t)n < bufsz ? (size_t)n : 0;
 }
 
-/* Appends one buffer and syncs it; a new file starts with the magic. */
-static int append(const char *path, const char *rec, size_t len)
+/* Writes all of buf or fails with errno: a short write (a full disk) is retried, and the
+ * retry says why it cannot go on. */
+static int write_full(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Takes a failed append back to the log's old size, keeping the append's errno: a torn record
+ * would swallow the next one appended after it (read under the torn record's key, or not at
+ * all). Should even this fail, the torn record stays, as after a crash. */
+static void take_back(int fd, off_t size)
+{
+	int e = errno;
+
+	if (ftruncate(fd, size) < 0 && e == 0)
+		e = errno;
+	errno = e;
+}
+
+int qstate_append(const char *path, const char *rec, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	struct stat sb;
-	int rc = 0;
+	int rc = -1;
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &sb) == 0 && sb.st_size == 0 &&
-	    write(fd, QSTATE_MAGIC, sizeof(QSTATE_MAGIC) - 1) != (ssize_t)(sizeof(QSTATE_MAGIC) - 1))
-		rc = -1;
-	if (rc == 0 && write(fd, rec, len) != (ssize_t)len)
-		rc = -1;
-	if (rc == 0 && fdatasync(fd) < 0)
-		rc = -1;
+	if (fstat(fd, &sb) == 0) {
+		rc = 0;
+		if (sb.st_size == 0 && write_full(fd, QSTATE_MAGIC, sizeof(QSTATE_MAGIC) - 1) < 0)
+			rc = -1;
+		if (rc == 0 && write_full(fd, rec, len) < 0)
+			rc = -1;
+		if (rc == 0 && fdatasync(fd) < 0)
+			rc = -1;
+		if (rc < 0)
+			take_back(fd, sb.st_size);
+	}
 	int e = errno;
 	close(fd);
 	errno = e;
@@ -191,7 +225,7 @@ int qstate_append_rcpt(const char *path, size_t idx, const struct qstate_rcpt *r
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	return append(path, rec, n);
+	return qstate_append(path, rec, n);
 }
 
 int qstate_append_attempt(const char *path, time_t when, time_t next)
@@ -199,7 +233,7 @@ int qstate_append_attempt(const char *path, time_t when, time_t next)
 	char rec[80];
 	int n = snprintf(rec, sizeof(rec), "attempt %" PRId64 " %" PRId64 "\n", (int64_t)when,
 			 (int64_t)next);
-	return append(path, rec, (size_t)n);
+	return qstate_append(path, rec, (size_t)n);
 }
 
 int qstate_append_word(const char *path, const char *word, const char *arg)
@@ -211,7 +245,7 @@ int qstate_append_word(const char *path, const char *word, const char *arg)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	return append(path, rec, (size_t)n);
+	return qstate_append(path, rec, (size_t)n);
 }
 
 int qstate_all_final(const struct qstate *st)

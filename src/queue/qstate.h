@@ -54,8 +54,11 @@ int qstate_load(const char *path, size_t nrcpt, struct qstate *st);
 void qstate_parse(const char *buf, size_t len, size_t nrcpt, struct qstate *st);
 void qstate_free(struct qstate *st);
 
-/* Appends records and fdatasyncs. Each returns 0 or -1 with errno. They block: call them from a
- * background thread or a command-line tool, never on an event loop. */
+/* Append records and fdatasync; a new log starts with the magic. Each returns 0, or -1 with
+ * errno and the log as it was (no torn record). They block: call them from a background thread
+ * or a command-line tool, never on an event loop. qstate_append takes whole records, each
+ * ending in '\n' (several at once: one write, one sync). */
+int qstate_append(const char *path, const char *rec, size_t len);
 int qstate_append_rcpt(const char *path, size_t idx, const struct qstate_rcpt *r);
 int qstate_append_attempt(const char *path, time_t when, time_t next);
 int qstate_append_word(const char *path, const char *word, const char *arg);

@@ -183,10 +183,7 @@ static int load_all(struct store *st, struct model_builder *b, uint64_t *gen_r, 
 	for (size_t i = 0; i < sizeof(loaders) / sizeof(loaders[0]); i++)
 		if (load_rows(st, b, i, err, esz) != STORE_OK)
 			return STORE_FAILED;
-	*gen_r = store_generation(st);
-	if (*gen_r == 0)
-		return store_fail(st, "reading the generation", err, esz);
-	return STORE_OK;
+	return store_generation_read(st, gen_r, err, esz);
 }
 
 struct model_snapshot *store_load(struct store *st, char *errbuf, size_t errsz)

@@ -115,6 +115,9 @@ int store_fail(struct store *st, const char *what, char *err, size_t esz)
 			 what);
 	else
 		snprintf(err, esz, "policy store error while %s: %s", what, sqlite3_errmsg(st->db));
+	/* A damaged page stays in the cache for as long as nobody writes to the store; drop the
+	 * unused pages so that the next read sees the file as it is then (repaired, perhaps). */
+	sqlite3_db_release_memory(st->db);
 	return STORE_FAILED;
 }
 
@@ -252,8 +255,18 @@ static int migrate_tx(struct store *st, const char *path, char *err, size_t esz)
 	return STORE_OK;
 }
 
+/* Takes the write lock only when there is something to migrate: a store at the current version
+ * opens with a read, so `serve`, its queue manager and the read-only commands start while an
+ * admin command (or anything else) holds the write lock. migrate_tx reads the version again
+ * under the lock, in case another process migrated meanwhile. */
 static int migrate(struct store *st, const char *path, char *err, size_t esz)
 {
+	int v;
+
+	if (user_version(st, &v, err, esz) != STORE_OK || check_version(v, path, err, esz))
+		return STORE_FAILED;
+	if (v == SCHEMA_VERSION)
+		return STORE_OK;
 	if (exec(st, "BEGIN IMMEDIATE", "starting the schema migration", err, esz) != STORE_OK)
 		return STORE_FAILED;
 	if (migrate_tx(st, path, err, esz) != STORE_OK ||
@@ -322,6 +335,10 @@ struct store *store_open(const char *data_dir, enum store_mode mode, char *errbu
 	    store_stmt(st, &st->generation_stmt,
 		       "SELECT value FROM meta WHERE key = 'generation'", errbuf, errsz,
 		       "") != STORE_OK) {
+		char why[STORE_ERR_MAX];
+
+		snprintf(why, sizeof(why), "%s", errbuf);
+		snprintf(errbuf, errsz, "%s: %s", path, why); /* which file, for the admin */
 		store_close(&st);
 		return NULL;
 	}
@@ -342,15 +359,28 @@ void store_close(struct store **stp)
 
 /* ---- generation and changes ----------------------------------------------------------- */
 
-uint64_t store_generation(struct store *st)
+int store_generation_read(struct store *st, uint64_t *gen_r, char *err, size_t esz)
 {
 	sqlite3_stmt *s = st->generation_stmt;
-	uint64_t gen = 0;
+	int rc = sqlite3_step(s), ret = STORE_OK;
 
-	if (sqlite3_step(s) == SQLITE_ROW)
-		gen = (uint64_t)sqlite3_column_int64(s, 0);
+	*gen_r = 0;
+	if (rc == SQLITE_ROW)
+		*gen_r = (uint64_t)sqlite3_column_int64(s, 0);
+	if (rc == SQLITE_DONE || (rc == SQLITE_ROW && *gen_r == 0))
+		ret = store_refuse(err, esz, "the policy store is damaged: no generation counter");
+	else if (rc != SQLITE_ROW)
+		ret = store_fail(st, "reading the generation", err, esz); /* before the reset */
 	sqlite3_reset(s);
-	return gen;
+	return ret == STORE_OK ? STORE_OK : STORE_FAILED;
+}
+
+uint64_t store_generation(struct store *st)
+{
+	char err[STORE_ERR_MAX];
+	uint64_t gen;
+
+	return store_generation_read(st, &gen, err, sizeof(err)) == STORE_OK ? gen : 0;
 }
 
 int store_change(struct store *st, store_tx_fn fn, void *arg, char *err, size_t esz)

@@ -28,6 +28,9 @@ void store_close(struct store **st);
 
 /* A counter bumped by every committed change; cheap. Returns 0 on error. */
 uint64_t store_generation(struct store *st);
+/* The same with the reason of an error (a damaged or unreadable store): STORE_OK and *gen_r,
+ * or STORE_FAILED with errbuf set and *gen_r 0. */
+int store_generation_read(struct store *st, uint64_t *gen_r, char *errbuf, size_t errsz);
 /* Reads everything into a new snapshot (see model.h). NULL with errbuf on error. */
 struct model_snapshot *store_load(struct store *st, char *errbuf, size_t errsz);
 

@@ -264,6 +264,68 @@ static void test_open_failures(void **state)
 	assert_non_null(strstr(err, "policy store"));
 }
 
+/* Another process holds the write lock: opening and reading go on (nothing to migrate takes
+ * no lock), a change waits for the busy timeout and fails saying so, changing nothing. */
+static void test_write_lock_held_elsewhere(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3 *db;
+	struct store *st;
+	struct model_snapshot *s;
+
+	add_tenant(f, "acme");
+	db = raw_open(f);
+	assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	st = store_open(f->dir, STORE_READ_WRITE, ERR(f));
+	if (!st)
+		fail_msg("store_open: %s", f->err);
+	s = store_load(st, ERR(f));
+	assert_non_null(s);
+	assert_int_equal(model_ntenants(s), 1);
+	model_unref(&s);
+	assert_int_equal(store_tenant_add(st, "beta", "10.0.0.6:25", ERR(f)), STORE_FAILED);
+	assert_non_null(strstr(f->err, "locked by another process"));
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_generation(st), store_generation(f->st));
+	store_close(&st);
+}
+
+/* A damaged page: the generation says why it cannot be read; after the page is repaired
+ * behind SQLite's back, the same connection reads it again. */
+static void test_damaged_generation_page(void **state)
+{
+	struct fixture *f = *state;
+	char path[160], err[STORE_ERR_MAX];
+	unsigned char page[4096], junk[4096];
+	uint64_t gen = 7;
+	int64_t root = raw_int(f, "SELECT rootpage FROM sqlite_master WHERE name = 'meta'");
+	FILE *fp;
+
+	add_tenant(f, "acme");
+	assert_int_equal(raw_int(f, "PRAGMA page_size"), (int64_t)sizeof(page));
+	store_close(&f->st); /* the last connection: the WAL goes into the file */
+	f->st = store_open(f->dir, STORE_READ_WRITE, ERR(f));
+	assert_non_null(f->st);
+	snprintf(path, sizeof(path), "%s/%s", f->dir, STORE_FILE);
+	fp = fopen(path, "r+b");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, (long)(root - 1) * (long)sizeof(page), SEEK_SET), 0);
+	assert_int_equal(fread(page, 1, sizeof(page), fp), sizeof(page));
+	memset(junk, 0xa5, sizeof(junk));
+	assert_int_equal(fseek(fp, (long)(root - 1) * (long)sizeof(page), SEEK_SET), 0);
+	assert_int_equal(fwrite(junk, 1, sizeof(junk), fp), sizeof(junk));
+	fflush(fp);
+	assert_int_equal(store_generation_read(f->st, &gen, err, sizeof(err)), STORE_FAILED);
+	assert_int_equal(gen, 0);
+	assert_non_null(strstr(err, "while reading the generation"));
+	assert_int_equal(fseek(fp, (long)(root - 1) * (long)sizeof(page), SEEK_SET), 0);
+	assert_int_equal(fwrite(page, 1, sizeof(page), fp), sizeof(page));
+	fclose(fp);
+	assert_int_equal(store_generation_read(f->st, &gen, err, sizeof(err)), STORE_OK);
+	assert_int_equal(gen, 2);
+}
+
 /* ---- tenants -------------------------------------------------------------------------- */
 
 static void test_tenant_add_remove(void **state)
@@ -1522,6 +1584,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_lock_held_elsewhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_generation_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tenant_add_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tenant_bad_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tenant_routes, setup, teardown),
