@@ -505,6 +505,10 @@ static void skip_long_line(struct parse_ctx *p, char *buf, int size)
 	strcpy(buf, "\n");
 }
 
+/* inih keeps the section name in a buffer of its own (ini.c MAX_SECTION: 50 with the NUL) and
+ * cuts a longer one silently: two [dnsbl NAME] sections that differ past it would merge. */
+#define INI_SECTION_MAX 49
+
 /* Sections are checked here because Debian's inih does not report a section without keys. */
 static void check_section_line(struct parse_ctx *p, const char *buf)
 {
@@ -513,8 +517,12 @@ static void check_section_line(struct parse_ctx *p, const char *buf)
 
 	while (*t == ' ' || *t == '\t')
 		t++;
-	if (*t != '[' || !(close = strchr(t, ']')) || (size_t)(close - t - 1) >= sizeof(name))
+	if (*t != '[' || !(close = strchr(t, ']')))
 		return;
+	if ((size_t)(close - t - 1) > INI_SECTION_MAX) {
+		perr(p, "section name longer than %d octets", INI_SECTION_MAX);
+		return;
+	}
 	memcpy(name, t + 1, (size_t)(close - t - 1));
 	name[close - t - 1] = '\0';
 	if (!section_known(name) && strncmp(name, DNSBL_SECTION, strlen(DNSBL_SECTION)) != 0)

@@ -473,15 +473,15 @@ static void parse_mx(const unsigned char *abuf, int alen, struct resolver_answer
 	ares_free_data(mx);
 }
 
-static void fill_answer(const struct resolver_req *req, int status, const unsigned char *abuf,
-			int alen, struct resolver_answer *ans)
+void resolver_parse_answer(enum resolver_type type, int status, const unsigned char *abuf,
+			   int alen, struct resolver_answer *ans)
 {
 	memset(ans, 0, sizeof(*ans));
 	ans->error = "";
 	ans->error_text = "";
 	switch (status) {
 	case ARES_SUCCESS:
-		switch (req->type) {
+		switch (type) {
 		case RESOLVER_A: parse_a(abuf, alen, ans); break;
 		case RESOLVER_TXT: parse_txt(abuf, alen, ans); break;
 		case RESOLVER_AAAA: parse_aaaa(abuf, alen, ans); break;
@@ -515,7 +515,7 @@ static void on_ares_answer(void *arg, int status, int timeouts, unsigned char *a
 		*req->slot = NULL;
 	if (req->fn) {
 		struct resolver_answer ans;
-		fill_answer(req, status, abuf, alen, &ans);
+		resolver_parse_answer(req->type, status, abuf, alen, &ans);
 		req->fn(req->arg, &ans);
 	}
 	free(req);

@@ -83,6 +83,13 @@ void resolver_query(struct resolver *r, const char *name, enum resolver_type typ
 /* Cancels the request in *slot, if any: its fn will never run. Clears *slot. */
 void resolver_cancel(struct resolver_req **slot);
 
+/* The pure half of an answer: what the c-ares callback got (its status, the raw response
+ * abuf[0..alen), which may be NULL) made into *ans for a query of the given type. No I/O and
+ * nothing kept; exported so that fuzz/fuzz_dnsbl_answer.c drives the very code the callback
+ * runs. */
+void resolver_parse_answer(enum resolver_type type, int status, const unsigned char *abuf,
+			   int alen, struct resolver_answer *ans);
+
 /* The loop the resolver runs on, for callers that defer their own completion to it. */
 struct event_base *resolver_base(const struct resolver *r);
 

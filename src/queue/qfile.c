@@ -135,6 +135,13 @@ int qfile_parse(char *buf, size_t len, struct qfile_view *v, const char **why)
 	p += sizeof(QFILE_MAGIC) - 1;
 	while ((line = next_line(&p, end)) != NULL) {
 		char *val = strchr(line, ' ');
+		/* Records are text (qfile_escape writes a NUL as %00). A NUL would hide the rest of
+		 * its line here, and make qfile_env_read, which walks the records as NUL-separated
+		 * strings, take that rest for records of its own. */
+		if (memchr(line, '\0', (size_t)(p - 1 - line))) {
+			*why = "NUL byte in a record";
+			return -1;
+		}
 		if (strcmp(line, "body") == 0)
 			break;
 		if (!val) {

@@ -31,6 +31,9 @@ void log_set_worker(int worker)
 }
 
 static void log_emit(enum log_level lvl, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void log_emit(enum log_level lvl, const char *fmt, va_list ap)
 {
 	char line[LOG_LINE_MAX];
 	int n = 0;

@@ -698,6 +698,29 @@ static void test_dnsbl_names_and_limits(void **state)
 			"., at most 16)");
 }
 
+/* inih keeps 49 octets of a section name and cut longer ones silently: two [dnsbl NAME]
+ * sections that differed only past the cut became one list, the first one's zone lost (found
+ * writing fuzz/fuzz_config.c; its seed regress-long-dnsbl-section). Now refused. */
+static void test_long_section_name(void **state)
+{
+	struct fixture *f = *state;
+	char name[64], text[512];
+
+	memset(name, 'a', 43); /* "dnsbl " and 43 octets: 49, the longest inih keeps whole */
+	name[43] = '\0';
+	snprintf(text, sizeof(text), LISTEN "[dnsbl %s]\nzone = z.example\n", name);
+	load_ok(f, text);
+	assert_int_equal(f->cfg->ndnsbl, 1);
+	assert_string_equal(f->cfg->dnsbl[0].name, name);
+	snprintf(text, sizeof(text), LISTEN "[dnsbl %sb]\nzone = z.example\n", name);
+	load_fails_with(f, text, 3, "section name longer than 49 octets");
+	snprintf(text, sizeof(text), LISTEN "[dnsbl %sone]\nzone = one.example\n[dnsbl %stwo]\n"
+		 "zone = two.example\n", name, name);
+	assert_int_equal(load_text(f, text), -1);
+	assert_non_null(strstr(f->err, ":3: section name longer than 49 octets\n"));
+	assert_non_null(strstr(f->err, ":5: section name longer than 49 octets\n"));
+}
+
 /* ---- unknown keys and sections, syntax, line numbers ------------------------------------- */
 
 struct line_case {
@@ -1161,6 +1184,7 @@ int main(void)
 		T(test_dnsbl_sections),
 		T(test_dnsbl_bad_values),
 		T(test_dnsbl_names_and_limits),
+		T(test_long_section_name),
 		T(test_unknown_and_line_numbers),
 		T(test_several_errors),
 		T(test_unknown_empty_section),

@@ -417,6 +417,37 @@ static void test_unknown_rcpt_record(void **state)
 	assert_string_equal(why, "unknown record");
 }
 
+/* A raw NUL inside a record (found by fuzz/fuzz_qfile.c): qfile_parse saw "from a" and one
+ * recipient, while qfile_env_read's walk over the NUL-separated records took "rcpt" after the
+ * NUL for a recipient of its own and wrote past the array sized by qfile_parse. */
+static void test_nul_in_record(void **state)
+{
+	static const char file[] = MAGIC "id Q1\nfrom a\0rcpt\0x\nrcpt c@d.example\n" BODY_END;
+	static const char in_key[] = MAGIC MIN_ENV "rcpt\0-tenant t\n" BODY_END;
+	static const char after_body[] = MAGIC MIN_ENV "body\0rcpt\0x\nx\r\nend 3\n";
+	const char *const files[] = { file, in_key, after_body };
+	const size_t lens[] = { sizeof(file) - 1, sizeof(in_key) - 1, sizeof(after_body) - 1 };
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(files); i++) {
+		struct qfile_view v;
+		struct qfile_env env;
+		const char *why = NULL;
+		char *copy = malloc(lens[i]);
+
+		assert_int_equal(parse_copy(files[i], lens[i], &v, &why, NULL), -1);
+		assert_string_equal(why, "NUL byte in a record");
+		assert_non_null(copy);
+		memcpy(copy, files[i], lens[i]);
+		why = NULL;
+		assert_int_equal(qfile_env_read(copy, lens[i], &env, &why), -1);
+		assert_string_equal(why, "NUL byte in a record");
+		assert_null(env.rcpts);
+		qfile_env_free(&env);
+		free(copy);
+	}
+}
+
 /* ---- END record -------------------------------------------------------------------------- */
 
 static void test_end_record(void **state)
@@ -532,6 +563,7 @@ int main(void)
 		cmocka_unit_test(test_body_length_mismatch),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_unknown_rcpt_record),
+		cmocka_unit_test(test_nul_in_record),
 		cmocka_unit_test(test_end_record),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_escape_every_octet),
