@@ -534,11 +534,18 @@ static char *read_line(char *buf, int size, void *stream)
 	struct parse_ctx *p = stream;
 
 	if (p->fp) {
+		memset(buf, 0, (size_t)size); /* so that a NUL inside the line can be told apart */
 		if (!fgets(buf, size, p->fp))
 			return NULL;
 		p->line++;
-		if (!strchr(buf, '\n') && !feof(p->fp))
+		const char *nl = memchr(buf, '\n', (size_t)size - 1);
+		if (nl && nl > buf + strlen(buf)) {
+			/* the line ends after a NUL: not a long line (that would eat the next one) */
+			perr(p, "NUL byte in line");
+			strcpy(buf, "\n");
+		} else if (!nl && !feof(p->fp)) {
 			skip_long_line(p, buf, size);
+		}
 		check_section_line(p, buf);
 		return buf;
 	} else {

@@ -75,6 +75,21 @@ static int load_text(struct fixture *f, const char *text)
 	return rc;
 }
 
+/* load_text with a length: the text may hold NUL bytes. */
+static int load_bytes(struct fixture *f, const char *text, size_t len)
+{
+	int fd, rc;
+
+	snprintf(f->path, sizeof(f->path), "/tmp/mxg-test-config-XXXXXX");
+	fd = mkstemp(f->path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+	rc = config_load(f->path, f->cfg, f->err, sizeof(f->err));
+	assert_int_equal(unlink(f->path), 0);
+	return rc;
+}
+
 static void load_ok(struct fixture *f, const char *text)
 {
 	if (load_text(f, text) != 0)
@@ -529,6 +544,20 @@ static void test_proxy_from(void **state)
 	/* Host bits set are an error, not a silent widening. */
 	load_fails_with(f, LISTEN "proxy_from = 192.0.2.1/24\n", 3,
 			"bad value '192.0.2.1/24' for server.proxy_from: expected " H_CIDRS);
+}
+
+/* A NUL byte inside a line is an error of that line; it used to make the line look over-long,
+ * and the next line was swallowed (silently after a comment). Found by fuzz_config. */
+static void test_nul_in_line(void **state)
+{
+	struct fixture *f = *state;
+	static const char text[] = LISTEN "# comment\0 tail\nfrobnicate = 1\n";
+	char want[1024];
+
+	assert_int_equal(load_bytes(f, text, sizeof(text) - 1), -1);
+	snprintf(want, sizeof(want), "%s:3: NUL byte in line\n%s:4: unknown key 'frobnicate' in "
+		 "[server]\n", f->path, f->path);
+	assert_string_equal(f->err, want);
 }
 
 /* A list key with a default: the file's first line replaces the default, later lines add. */
@@ -1181,6 +1210,7 @@ int main(void)
 		T(test_proxy_from),
 		T(test_proxy_from_limit),
 		T(test_limit_exempt),
+		T(test_nul_in_line),
 		T(test_dnsbl_sections),
 		T(test_dnsbl_bad_values),
 		T(test_dnsbl_names_and_limits),

@@ -420,6 +420,24 @@ static void test_unknown_rcpt_record(void **state)
 /* A raw NUL inside a record (found by fuzz/fuzz_qfile.c): qfile_parse saw "from a" and one
  * recipient, while qfile_env_read's walk over the NUL-separated records took "rcpt" after the
  * NUL for a recipient of its own and wrote past the array sized by qfile_parse. */
+/* Only "%" and two hex digits is an escape; sscanf("%2x") took "%+f", "% 1" and "%-1" too. */
+static void test_unescape_strict(void **state)
+{
+	static const struct { const char *in, *out; } cases[] = {
+		{ "a%41b", "aAb" },   { "%4a%4A", "JJ" },  { "%+f", "%+f" },  { "% 1", "% 1" },
+		{ "%-1", "%-1" },     { "%4", "%4" },      { "%", "%" },      { "%zz%41", "%zzA" },
+		{ "%%41", "%A" },     { "x%0", "x%0" },    { "%0g", "%0g" },
+	};
+	char buf[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s", cases[i].in);
+		qfile_unescape(buf);
+		assert_string_equal(buf, cases[i].out);
+	}
+}
+
 static void test_nul_in_record(void **state)
 {
 	static const char file[] = MAGIC "id Q1\nfrom a\0rcpt\0x\nrcpt c@d.example\n" BODY_END;
@@ -564,6 +582,7 @@ int main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_unknown_rcpt_record),
 		cmocka_unit_test(test_nul_in_record),
+		cmocka_unit_test(test_unescape_strict),
 		cmocka_unit_test(test_end_record),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_escape_every_octet),
