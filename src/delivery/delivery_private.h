@@ -52,10 +52,13 @@ struct qmgr {
 	char incoming[PATH_MAX / 2], state_dir[PATH_MAX / 2];
 	struct qentry *entries;
 	size_t nentries, cap;
+	size_t *index;    /* open addressing over entries by id: entry position + 1, 0 = free */
+	size_t index_cap; /* a power of two, at least twice cap */
 	struct dest *dests;
 	struct attempt *attempts; /* in flight, for shutdown */
 	unsigned inflight;
 	struct event *tick, *usr1, *term, *inotify_ev;
+	struct event *kick; /* an attempt ended: look for due messages once this loop round */
 	int inotify_fd;
 	time_t last_scan;
 	int stopping;

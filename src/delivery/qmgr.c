@@ -32,12 +32,61 @@
 #define QMGR_DNS_TIMEOUT_MS 5000
 #define QMGR_DNS_TRIES 2
 
+/* The message table is an array (run_due walks it) with an index by id: with thousands
+ * queued, finding an entry by id is the queue manager's most frequent operation. */
+static size_t id_hash(const char *id)
+{
+	size_t h = 14695981039346656037u; /* FNV-1a */
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211u;
+	return h;
+}
+
+/* The index slot holding id, or the free slot where it would go. */
+static size_t index_slot(const struct qmgr *q, const char *id)
+{
+	size_t mask = q->index_cap - 1, i = id_hash(id) & mask;
+
+	while (q->index[i] && strcmp(q->entries[q->index[i] - 1].id, id) != 0)
+		i = (i + 1) & mask;
+	return i;
+}
+
+static void index_rebuild(struct qmgr *q, size_t cap)
+{
+	free(q->index);
+	q->index_cap = cap;
+	q->index = xcalloc(cap, sizeof(*q->index));
+	for (size_t k = 0; k < q->nentries; k++)
+		q->index[index_slot(q, q->entries[k].id)] = k + 1;
+}
+
+/* Linear probing deletion: the entries after the hole that would no longer be found move up. */
+static void index_delete(struct qmgr *q, size_t i)
+{
+	size_t mask = q->index_cap - 1, j = i;
+
+	q->index[i] = 0;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!q->index[j])
+			return;
+		size_t home = id_hash(q->entries[q->index[j] - 1].id) & mask;
+		/* the entry at j stays only if its home lies cyclically in (i, j] */
+		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+			continue;
+		q->index[i] = q->index[j];
+		q->index[j] = 0;
+		i = j;
+	}
+}
+
 struct qentry *qmgr_entry(struct qmgr *q, const char *id)
 {
-	for (size_t i = 0; i < q->nentries; i++)
-		if (!strcmp(q->entries[i].id, id))
-			return &q->entries[i];
-	return NULL;
+	if (!q->index_cap)
+		return NULL;
+	size_t i = index_slot(q, id);
+	return q->index[i] ? &q->entries[q->index[i] - 1] : NULL;
 }
 
 static struct qentry *entry_add(struct qmgr *q, const char *id)
@@ -49,10 +98,12 @@ static struct qentry *entry_add(struct qmgr *q, const char *id)
 	if (q->nentries == q->cap) {
 		q->cap = q->cap ? q->cap * 2 : 256;
 		q->entries = xrealloc(q->entries, q->cap * sizeof(*q->entries));
+		index_rebuild(q, q->cap * 2);
 	}
 	e = &q->entries[q->nentries++];
 	memset(e, 0, sizeof(*e));
 	snprintf(e->id, sizeof(e->id), "%s", id);
+	q->index[index_slot(q, id)] = q->nentries;
 	return e;
 }
 
@@ -60,8 +111,16 @@ void qmgr_entry_remove(struct qmgr *q, const char *id)
 {
 	struct qentry *e = qmgr_entry(q, id);
 
-	if (e)
-		*e = q->entries[--q->nentries];
+	if (!e)
+		return;
+	size_t pos = (size_t)(e - q->entries), last = q->nentries - 1;
+	index_delete(q, index_slot(q, id));
+	if (pos != last) {
+		/* the last entry moves into the hole: its index slot follows it */
+		q->entries[pos] = q->entries[last];
+		q->index[index_slot(q, q->entries[pos].id)] = pos + 1;
+	}
+	q->nentries--;
 }
 
 void qmgr_attempt_over(struct qmgr *q, struct attempt *a, const char *id, time_t next, int held)
@@ -72,6 +131,9 @@ void qmgr_attempt_over(struct qmgr *q, struct attempt *a, const char *id, time_t
 	q->inflight--;
 	if (!e)
 		return;
+	/* a slot is free: a message waiting for one need not wait for the next tick */
+	if (!q->stopping && q->kick)
+		event_active(q->kick, EV_TIMEOUT, 0);
 	e->inflight = 0;
 	e->held = held;
 	if (next == 0 && !held) {
@@ -176,6 +238,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	run_due(q);
 }
 
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmgr *q = arg;
+
+	(void)fd;
+	(void)what;
+	if (!q->stopping)
+		run_due(q);
+}
+
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
 {
 	struct qmgr *q = arg;
@@ -255,6 +327,7 @@ static int setup(struct qmgr *q, const struct config *cfg)
 	}
 	q->tick = event_new(q->base, -1, EV_PERSIST, on_tick, q);
 	event_add(q->tick, &tick);
+	q->kick = event_new(q->base, -1, 0, on_kick, q);
 	q->usr1 = evsignal_new(q->base, SIGUSR1, on_usr1, q);
 	q->term = evsignal_new(q->base, SIGTERM, on_term, q);
 	evsignal_add(q->usr1, NULL);
@@ -284,6 +357,8 @@ static void teardown(struct qmgr *q)
 	store_close(&q->store);
 	if (q->tick)
 		event_free(q->tick);
+	if (q->kick)
+		event_free(q->kick);
 	if (q->usr1)
 		event_free(q->usr1);
 	if (q->term)
@@ -297,6 +372,7 @@ static void teardown(struct qmgr *q)
 	if (q->tls)
 		SSL_CTX_free(q->tls);
 	free(q->entries);
+	free(q->index);
 	if (q->base)
 		event_base_free(q->base);
 }
