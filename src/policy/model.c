@@ -1,16 +1,19 @@
 /* model: see model.h.
  *
  * Allow/Block entries and connector ranges live in one kind of index, a prefix table: a hash
- * of (scope, prefix length, network) -> the values with exactly that prefix. A scope is a
- * tenant (its IP lists) or the global connector scope. Each scope keeps the distinct prefix
- * lengths it uses, longest first, so a longest-prefix lookup is one hash probe per distinct
- * length -- in practice a handful (/32, /24, /16 ...), whatever the number of entries.
+ * of (scope, prefix length, network) -> the values with exactly that prefix, and beside it a
+ * filter that says, per scope and coarse network (the client's IPv4 /24 or /16, its IPv6 /64,
+ * ...), which prefix lengths have entries there. A scope is a tenant (its IP lists) or the
+ * global connector scope. A longest-prefix lookup probes only the lengths the filter names,
+ * longest first, and stops at the first hit: for an IPv4 client usually one probe of one
+ * cache line, whatever the number of entries (docs/performance.md, "Policy decision").
  *
  * Recipient directories share one hash table keyed by (tenant, domain, local part folded to
  * ASCII lower case), sized for a million entries and more: an entry is 24 bytes plus its
  * local part in one text block, a slot 4 bytes, the table at most half full. */
 #include "policy/model.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +22,8 @@
 #include "util/xmalloc.h"
 
 #define SCOPE_CONNECTORS UINT32_MAX
-#define PREFIX_LENGTHS 129
-/* Offsets into the recipient text block are 32-bit; a directory never comes near 4 GiB. */
-#define RCPT_TEXT_MAX ((size_t)UINT32_MAX - 1)
+/* Offsets into a text block (recipients, comments) are 32-bit; never near 4 GiB. */
+#define TEXT_MAX ((size_t)UINT32_MAX - 1)
 
 /* ---- growable arrays ------------------------------------------------------------------ */
 
@@ -35,7 +37,26 @@
 		(vec).v[(vec).n++] = (item);                                                 \
 	} while (0)
 
-/* ---- prefix table --------------------------------------------------------------------- */
+/* ---- prefix table ---------------------------------------------------------------------
+ *
+ * Two open-addressing hash tables over (scope, prefix length, network), both with 8-byte slots
+ * that carry a 31-bit tag of the key's hash, so that a probe that finds nothing costs one cache
+ * line and a probe that finds something touches the record only when the tag matches:
+ *
+ *   exact   (scope, len, net) -> record: the values (entries, ranges) with exactly that prefix;
+ *   filter  (scope, anchor, net masked to the anchor) -> a bit per prefix length in
+ *           [anchor, next anchor) for which the scope has an entry under that network.
+ *
+ * The anchors cut 0..128 into spans of at most 32 lengths: IPv4 /24../32 is one span (120..128),
+ * /16../23 another (112..119), so the common lookup of an IPv4 client is one filter probe at its
+ * /24 and, only when something of the tenant lies in that /24, one exact probe per length
+ * present there, longest first, stopping at the first hit. A lookup never probes a length the
+ * scope does not use under the client's network.
+ *
+ * Filter slots keep only the tag, not the key: two networks whose tags are equal share the
+ * bits of a slot (merged when built), and a lookup ORs the bits of every slot with its tag
+ * between its home slot and the next empty slot, where its own slot must lie. A collision can
+ * only add lengths to probe, which the exact table then refutes; it never hides one. */
 
 struct pkey {
 	struct ip_addr net;
@@ -45,21 +66,54 @@ struct pkey {
 
 struct prec {
 	struct pkey key;
-	uint32_t first, count; /* into ptab.values */
+	uint32_t first, count; /* into ptab.values, in insertion order */
+	uint32_t best;         /* the value a lookup returns: the last preferred one, else the
+				  first (struct pair) */
+};
+
+struct pslot {
+	uint32_t tag; /* 0 = empty */
+	uint32_t val; /* exact: record index; filter: bit (len - anchor) per length present */
 };
 
 struct ptab {
 	struct prec *recs;
 	size_t nrecs;
-	uint32_t *slots; /* rec index + 1; 0 = empty */
+	struct pslot *slots; /* exact */
 	size_t mask;
+	struct pslot *filter;
+	size_t fmask;
 	uint32_t *values;
 };
 
+/* What a table is built from: a key and its value (entry or range index). Of the values of
+ * one key, the record's best is the last with prefer set, else the first (ip_tab: a Block
+ * entry wins an exact tie). hash is the builder's. */
 struct pair {
 	struct pkey key;
 	uint32_t value;
+	uint8_t prefer;
+	uint64_t hash;
 };
+
+/* A filter bit to set: the hash of (scope, anchor, network) and the bit. */
+struct fbit {
+	uint64_t hash;
+	uint32_t bit;
+};
+
+/* Filter anchors, ascending; each covers the lengths up to the next (the last up to 128). */
+static const uint8_t anchors[] = { 0, 32, 48, 64, 96, 112, 120 };
+#define NANCHORS (sizeof(anchors) / sizeof(anchors[0]))
+
+static unsigned anchor_index(unsigned prefix)
+{
+	unsigned a = NANCHORS - 1;
+
+	while (anchors[a] > prefix)
+		a--;
+	return a;
+}
 
 static void ip_mask(struct ip_addr *ip, unsigned prefix)
 {
@@ -83,91 +137,184 @@ static uint64_t pkey_hash(const struct pkey *k)
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
 	return h;
 }
 
-static int pkey_cmp(const struct pkey *x, const struct pkey *y)
+/* The slot tag: high bits of the hash (the slot index uses the low ones), never 0. */
+static uint32_t hash_tag(uint64_t h)
 {
-	if (x->scope != y->scope)
-		return x->scope < y->scope ? -1 : 1;
-	if (x->prefix != y->prefix)
-		return x->prefix < y->prefix ? -1 : 1;
-	return memcmp(x->net.b, y->net.b, 16);
+	return (uint32_t)(h >> 32) | 1;
 }
 
-static int pair_cmp(const void *a, const void *b)
+static int pkey_eq(const struct pkey *x, const struct pkey *y)
 {
-	const struct pair *x = a, *y = b;
-	int c = pkey_cmp(&x->key, &y->key);
-	return c ? c : (x->value > y->value) - (x->value < y->value);
+	return x->scope == y->scope && x->prefix == y->prefix &&
+	       memcmp(x->net.b, y->net.b, 16) == 0;
 }
 
-/* Builds the table from pairs (sorted here); values of one key stay in insertion order. */
-static void ptab_build(struct ptab *t, struct pair *pairs, size_t n)
+static size_t table_cap(size_t n)
 {
 	size_t cap = 16;
 
-	qsort(pairs, n, sizeof(*pairs), pair_cmp);
+	while (cap < n * 2) /* at most half full */
+		cap *= 2;
+	return cap;
+}
+
+/* The record of key k (hash h), created (with count 0) when new. */
+static uint32_t ptab_intern(struct ptab *t, const struct pkey *k, uint64_t h)
+{
+	uint32_t tag = hash_tag(h);
+	size_t i = h & t->mask;
+
+	for (; t->slots[i].tag; i = (i + 1) & t->mask)
+		if (t->slots[i].tag == tag && pkey_eq(&t->recs[t->slots[i].val].key, k))
+			return t->slots[i].val;
+	t->recs[t->nrecs].key = *k;
+	t->slots[i] = (struct pslot){ tag, (uint32_t)t->nrecs };
+	return (uint32_t)t->nrecs++;
+}
+
+/* Sets a filter bit: in the first slot with the tag on the probe path, else in the empty slot
+ * that ends it. */
+static void filter_add(struct ptab *t, const struct fbit *f)
+{
+	uint32_t tag = hash_tag(f->hash);
+	size_t i = f->hash & t->fmask;
+
+	for (; t->filter[i].tag && t->filter[i].tag != tag; i = (i + 1) & t->fmask)
+		;
+	t->filter[i].tag = tag;
+	t->filter[i].val |= 1u << f->bit;
+}
+
+/* Building inserts keys in the order of their home slots, so that it walks each table from
+ * start to end instead of jumping around megabytes of it (a cache miss per key, which is
+ * what a build of 100,000 entries spent most of its time on). The order is a stable counting
+ * sort on the top bits of the home slot: NBUCKETS regions of the table. */
+#define NBUCKETS 1024
+
+static size_t home_bucket(uint64_t h, size_t mask)
+{
+	return (size_t)((h & mask) * NBUCKETS / (mask + 1));
+}
+
+/* Copies n items of size sz, each with its uint64_t hash at offset hash_off, into out in the
+ * order of home_bucket, stably. */
+static inline void order_by_home(const void *items, size_t n, size_t sz, size_t hash_off,
+				 size_t mask, void *out_items)
+{
+	size_t *pos = xcalloc(NBUCKETS + 1, sizeof(*pos));
+	const char *in = items;
+	char *out = out_items;
+	uint64_t h;
+
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&h, in + i * sz + hash_off, sizeof(h));
+		pos[home_bucket(h, mask) + 1]++;
+	}
+	for (size_t b = 0; b < NBUCKETS; b++)
+		pos[b + 1] += pos[b];
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&h, in + i * sz + hash_off, sizeof(h));
+		memcpy(out + pos[home_bucket(h, mask)]++ * sz, in + i * sz, sz);
+	}
+	free(pos);
+}
+
+/* Builds the table from pairs, grouping equal keys by hashing: no sort by key. The values of
+ * one key stay in insertion order. pairs is scratch space here (a build allocates a dozen
+ * megabytes; what it does not allocate, it does not page-fault in). */
+static void ptab_build(struct ptab *t, struct pair *pairs, size_t n)
+{
+	uint32_t *rec_of = xmalloc((n ? n : 1) * sizeof(*rec_of)); /* of sorted[i] */
+	struct pair *sorted = xmalloc((n ? n : 1) * sizeof(*sorted));
+	struct fbit *bits, *sorted_bits;
+	uint32_t first = 0;
+
 	t->recs = xcalloc(n ? n : 1, sizeof(*t->recs));
 	t->values = xcalloc(n ? n : 1, sizeof(*t->values));
 	t->nrecs = 0;
+	t->mask = table_cap(n) - 1;
+	t->slots = xcalloc(t->mask + 1, sizeof(*t->slots));
+	for (size_t i = 0; i < n; i++)
+		pairs[i].hash = pkey_hash(&pairs[i].key);
+	order_by_home(pairs, n, sizeof(*pairs), offsetof(struct pair, hash), t->mask, sorted);
 	for (size_t i = 0; i < n; i++) {
-		if (t->nrecs == 0 || pkey_cmp(&t->recs[t->nrecs - 1].key, &pairs[i].key) != 0) {
-			t->recs[t->nrecs].key = pairs[i].key;
-			t->recs[t->nrecs].first = (uint32_t)i;
-			t->nrecs++;
-		}
-		t->recs[t->nrecs - 1].count++;
-		t->values[i] = pairs[i].value;
+		rec_of[i] = ptab_intern(t, &sorted[i].key, sorted[i].hash);
+		t->recs[rec_of[i]].count++;
 	}
-	while (cap < t->nrecs * 2)
-		cap *= 2;
-	t->mask = cap - 1;
-	t->slots = xcalloc(cap, sizeof(*t->slots));
 	for (size_t r = 0; r < t->nrecs; r++) {
-		size_t h = pkey_hash(&t->recs[r].key) & t->mask;
-		while (t->slots[h])
-			h = (h + 1) & t->mask;
-		t->slots[h] = (uint32_t)r + 1;
+		t->recs[r].first = first;
+		first += t->recs[r].count;
+		t->recs[r].count = 0;
 	}
+	for (size_t i = 0; i < n; i++) { /* stable order: a key's values in insertion order */
+		struct prec *r = &t->recs[rec_of[i]];
+		if (r->count == 0 || sorted[i].prefer)
+			r->best = sorted[i].value;
+		t->values[r->first + r->count++] = sorted[i].value;
+	}
+	free(rec_of);
+
+	/* The filter's items, one per record, in the two arrays just used: both hold n pairs */
+	_Static_assert(sizeof(struct fbit) <= sizeof(struct pair), "fbit fits in a pair");
+	t->fmask = table_cap(t->nrecs) - 1;
+	t->filter = xcalloc(t->fmask + 1, sizeof(*t->filter));
+	bits = (struct fbit *)(void *)pairs;
+	sorted_bits = (struct fbit *)(void *)sorted;
+	for (size_t r = 0; r < t->nrecs; r++) {
+		const struct pkey *k = &t->recs[r].key;
+		unsigned a = anchor_index(k->prefix);
+		struct pkey g = { .net = k->net, .scope = k->scope, .prefix = anchors[a] };
+		ip_mask(&g.net, g.prefix);
+		bits[r] = (struct fbit){ pkey_hash(&g), (uint32_t)(k->prefix - anchors[a]) };
+	}
+	order_by_home(bits, t->nrecs, sizeof(*bits), offsetof(struct fbit, hash), t->fmask,
+		      sorted_bits);
+	for (size_t r = 0; r < t->nrecs; r++)
+		filter_add(t, &sorted_bits[r]);
+	free(sorted);
 }
 
 static const struct prec *ptab_find(const struct ptab *t, const struct pkey *k)
 {
-	size_t h = pkey_hash(k) & t->mask;
+	uint64_t h = pkey_hash(k);
+	uint32_t tag = hash_tag(h);
 
-	for (uint32_t s; (s = t->slots[h]) != 0; h = (h + 1) & t->mask)
-		if (pkey_cmp(&t->recs[s - 1].key, k) == 0)
-			return &t->recs[s - 1];
+	for (size_t i = h & t->mask; t->slots[i].tag; i = (i + 1) & t->mask)
+		if (t->slots[i].tag == tag && pkey_eq(&t->recs[t->slots[i].val].key, k))
+			return &t->recs[t->slots[i].val];
 	return NULL;
+}
+
+/* The lengths in [anchor, next anchor) that may have an entry of the scope under k->net
+ * (k->prefix is the anchor, k->net masked to it): bit (len - anchor). */
+static uint32_t filter_get(const struct ptab *t, const struct pkey *k)
+{
+	uint64_t h = pkey_hash(k);
+	uint32_t tag = hash_tag(h), lens = 0;
+
+	for (size_t i = h & t->fmask; t->filter[i].tag; i = (i + 1) & t->fmask)
+		if (t->filter[i].tag == tag)
+			lens |= t->filter[i].val;
+	return lens;
 }
 
 static void ptab_free(struct ptab *t)
 {
 	free(t->recs);
 	free(t->slots);
+	free(t->filter);
 	free(t->values);
 }
 
-/* Distinct prefix lengths of one scope, longest first. */
-struct lens {
-	uint8_t len[PREFIX_LENGTHS];
-	uint8_t n;
-};
-
-static void lens_add(struct lens *l, uint8_t prefix)
+/* The anchors a scope uses: bit i for anchors[i]. */
+static uint8_t anchor_bit(unsigned prefix)
 {
-	size_t i;
-
-	for (i = 0; i < l->n; i++) {
-		if (l->len[i] == prefix)
-			return;
-		if (l->len[i] < prefix)
-			break;
-	}
-	memmove(l->len + i + 1, l->len + i, l->n - i);
-	l->len[i] = prefix;
-	l->n++;
+	return (uint8_t)(1u << anchor_index(prefix));
 }
 
 /* ---- snapshot ------------------------------------------------------------------------- */
@@ -198,11 +345,11 @@ struct model_snapshot {
 	struct model_ip_entry *entries;
 	size_t nentries;
 	struct ptab ip_tab;          /* scope = tenant index; values = entry index */
-	struct lens *tenant_lens;    /* [ntenants] */
+	uint8_t *tenant_anchors;     /* [ntenants]: the filter anchors each tenant uses */
 	struct ptab conn_tab;        /* scope = SCOPE_CONNECTORS; values = range index */
-	struct lens conn_lens;
+	uint8_t conn_anchors;
 	uint32_t *range_owner;       /* range index -> connector index */
-	char *arena;                 /* domains and comments */
+	char *ip_text;               /* the entries' comments, one block */
 	struct rcpt_entry *rcpts;    /* recipient directory entries of every tenant */
 	size_t nrcpts;
 	uint32_t *rcpt_slots;        /* entry index + 1; 0 = empty; open addressing */
@@ -214,12 +361,19 @@ struct model_snapshot {
 
 struct b_domain { uint32_t tenant_id; char *domain; };
 struct b_range { uint32_t connector_id; struct cidr range; };
-struct b_entry { uint32_t tenant_id; enum ip_list list; struct cidr net; char *comment; };
+/* Comments are offsets into ip_text (offset 0 is ""), not 100,000 strdups. */
+struct b_entry { uint32_t tenant_id; enum ip_list list; struct cidr net; uint32_t comment; };
 struct b_check { uint32_t tenant_id; enum recipient_check check; };
 struct b_route_tls { uint32_t tenant_id; enum route_tls tls; };
 /* Recipients keep their texts in one block (a million strdups would dominate the load);
  * consecutive entries of one domain share its text. */
 struct b_rcpt { uint32_t tenant_id, domain, local; /* offsets into rcpt_text */ };
+
+/* A block of NUL-terminated texts addressed by 32-bit offsets. */
+struct text {
+	char *v;
+	size_t n, cap;
+};
 
 struct model_builder {
 	VEC(struct model_tenant) tenants;
@@ -230,9 +384,30 @@ struct model_builder {
 	VEC(struct b_check) checks;
 	VEC(struct b_route_tls) route_tls;
 	VEC(struct b_rcpt) rcpts;
-	VEC(char) rcpt_text;
+	struct text rcpt_text;
+	struct text ip_text; /* comments; offset 0 is "" */
 	uint32_t last_domain; /* offset + 1 of the last recipient domain, 0 = none */
 };
+
+/* Appends len bytes and a NUL to a text block; the offset, or -1 when full. */
+static int64_t text_add(struct text *tx, const char *text, size_t len)
+{
+	size_t off = tx->n;
+
+	if (len + 1 > TEXT_MAX - off)
+		return -1;
+	if (tx->cap - off < len + 1) {
+		size_t cap = tx->cap ? tx->cap : 4096;
+		while (cap - off < len + 1)
+			cap *= 2;
+		tx->v = xrealloc(tx->v, cap);
+		tx->cap = cap;
+	}
+	memcpy(tx->v + off, text, len);
+	tx->v[off + len] = '\0';
+	tx->n = off + len + 1;
+	return (int64_t)off;
+}
 
 struct model_builder *model_builder_new(void)
 {
@@ -247,8 +422,6 @@ void model_builder_free(struct model_builder **bp)
 		return;
 	for (size_t i = 0; i < b->domains.n; i++)
 		free(b->domains.v[i].domain);
-	for (size_t i = 0; i < b->entries.n; i++)
-		free(b->entries.v[i].comment);
 	free(b->tenants.v);
 	free(b->domains.v);
 	free(b->connectors.v);
@@ -258,6 +431,7 @@ void model_builder_free(struct model_builder **bp)
 	free(b->route_tls.v);
 	free(b->rcpts.v);
 	free(b->rcpt_text.v);
+	free(b->ip_text.v);
 	free(b);
 	*bp = NULL;
 }
@@ -319,8 +493,17 @@ int model_add_connector_range(struct model_builder *b, uint32_t connector_id,
 int model_add_ip_entry(struct model_builder *b, uint32_t tenant_id, enum ip_list list,
 		       const struct cidr *net, const char *comment)
 {
-	struct b_entry e = { tenant_id, list, *net, xstrdup(comment ? comment : "") };
+	struct b_entry e = { tenant_id, list, *net, 0 };
+	size_t len = comment ? strlen(comment) : 0;
+	int64_t off;
 
+	if (b->ip_text.n == 0 && text_add(&b->ip_text, "", 0) < 0) /* offset 0: no comment */
+		return -1;
+	if (len) {
+		if ((off = text_add(&b->ip_text, comment, len)) < 0)
+			return -1;
+		e.comment = (uint32_t)off;
+	}
 	VEC_PUSH(b->entries, e);
 	return 0;
 }
@@ -346,26 +529,6 @@ int model_set_route_tls(struct model_builder *b, uint32_t tenant_id, enum route_
 	return 0;
 }
 
-/* Appends len bytes and a NUL to the recipient text; the offset, or -1 when full. */
-static int64_t rcpt_text_add(struct model_builder *b, const char *text, size_t len)
-{
-	size_t off = b->rcpt_text.n;
-
-	if (len + 1 > RCPT_TEXT_MAX - off)
-		return -1;
-	if (b->rcpt_text.cap - off < len + 1) {
-		size_t cap = b->rcpt_text.cap ? b->rcpt_text.cap : 4096;
-		while (cap - off < len + 1)
-			cap *= 2;
-		b->rcpt_text.v = xrealloc(b->rcpt_text.v, cap);
-		b->rcpt_text.cap = cap;
-	}
-	memcpy(b->rcpt_text.v + off, text, len);
-	b->rcpt_text.v[off + len] = '\0';
-	b->rcpt_text.n = off + len + 1;
-	return (int64_t)off;
-}
-
 int model_add_recipient(struct model_builder *b, uint32_t tenant_id, const char *domain,
 			const char *local)
 {
@@ -378,12 +541,12 @@ int model_add_recipient(struct model_builder *b, uint32_t tenant_id, const char 
 	if (b->last_domain && strcmp(b->rcpt_text.v + b->last_domain - 1, domain) == 0) {
 		r.domain = b->last_domain - 1;
 	} else {
-		if ((off = rcpt_text_add(b, domain, dlen)) < 0)
+		if ((off = text_add(&b->rcpt_text, domain, dlen)) < 0)
 			return -1;
 		r.domain = (uint32_t)off;
 		b->last_domain = (uint32_t)off + 1;
 	}
-	if ((off = rcpt_text_add(b, local, llen)) < 0)
+	if ((off = text_add(&b->rcpt_text, local, llen)) < 0)
 		return -1;
 	r.local = (uint32_t)off;
 	VEC_PUSH(b->rcpts, r);
@@ -478,7 +641,7 @@ static void index_connectors(struct model_snapshot *s, struct model_builder *b)
 		s->range_owner[np] = (uint32_t)(c - s->connectors);
 		pairs[np].key = (struct pkey){ s->ranges[np].net, SCOPE_CONNECTORS, s->ranges[np].prefix };
 		pairs[np].value = (uint32_t)np;
-		lens_add(&s->conn_lens, s->ranges[np].prefix);
+		s->conn_anchors |= anchor_bit(s->ranges[np].prefix);
 		np++;
 	}
 	for (size_t i = 0; i < np; i++) {
@@ -493,13 +656,17 @@ static void index_connectors(struct model_snapshot *s, struct model_builder *b)
 static void index_entries(struct model_snapshot *s, struct model_builder *b)
 {
 	struct pair *pairs = xcalloc(b->entries.n ? b->entries.n : 1, sizeof(*pairs));
+	struct model_tenant *t = NULL;
 	size_t n = 0;
 
 	s->entries = xcalloc(b->entries.n ? b->entries.n : 1, sizeof(*s->entries));
-	s->tenant_lens = xcalloc(s->ntenants ? s->ntenants : 1, sizeof(*s->tenant_lens));
+	s->tenant_anchors = xcalloc(s->ntenants ? s->ntenants : 1, sizeof(*s->tenant_anchors));
+	s->ip_text = b->ip_text.v ? b->ip_text.v : xcalloc(1, 1);
+	b->ip_text.v = NULL;
 	for (size_t i = 0; i < b->entries.n; i++) {
 		struct b_entry *be = &b->entries.v[i];
-		struct model_tenant *t = tenant_by_id(s, be->tenant_id);
+		if (!t || t->id != be->tenant_id) /* the store reads a tenant's entries together */
+			t = tenant_by_id(s, be->tenant_id);
 		if (!t)
 			continue;
 		struct model_ip_entry *e = &s->entries[n];
@@ -507,8 +674,7 @@ static void index_entries(struct model_snapshot *s, struct model_builder *b)
 		ip_mask(&e->net.net, e->net.prefix);
 		e->list = be->list;
 		e->tenant = t;
-		e->comment = be->comment;
-		be->comment = NULL;
+		e->comment = s->ip_text + be->comment;
 		if (be->list == IP_LIST_ALLOW)
 			t->nallow++;
 		else
@@ -516,7 +682,8 @@ static void index_entries(struct model_snapshot *s, struct model_builder *b)
 		uint32_t scope = (uint32_t)(t - s->tenants);
 		pairs[n].key = (struct pkey){ e->net.net, scope, e->net.prefix };
 		pairs[n].value = (uint32_t)n;
-		lens_add(&s->tenant_lens[scope], e->net.prefix);
+		pairs[n].prefer = e->list == IP_LIST_BLOCK;
+		s->tenant_anchors[scope] |= anchor_bit(e->net.prefix);
 		n++;
 	}
 	s->nentries = n;
@@ -666,8 +833,6 @@ static void snapshot_free(struct model_snapshot *s)
 	}
 	for (size_t i = 0; i < s->nconnectors; i++)
 		free(s->connectors[i].ranges);
-	for (size_t i = 0; i < s->nentries; i++)
-		free((char *)s->entries[i].comment);
 	free(s->tenants);
 	free(s->by_name);
 	free(s->domains);
@@ -675,7 +840,8 @@ static void snapshot_free(struct model_snapshot *s)
 	free(s->ranges);
 	free(s->range_owner);
 	free(s->entries);
-	free(s->tenant_lens);
+	free(s->tenant_anchors);
+	free(s->ip_text);
 	free(s->rcpts);
 	free(s->rcpt_slots);
 	free(s->rcpt_text);
@@ -740,20 +906,30 @@ const struct model_tenant *model_tenant_for_domain(const struct model_snapshot *
 	return NULL;
 }
 
-/* Walks the prefix lengths of one scope, longest first, calling fn for each record found;
- * stops when fn returns nonzero. */
-static void ptab_walk(const struct ptab *t, const struct lens *l, uint32_t scope,
+/* Walks the records of one scope that contain ip, longest prefix first, calling fn for each;
+ * stops when fn returns nonzero. used: the scope's anchor bits. Per anchor the scope uses,
+ * longest first: one filter probe, then one exact probe per length the filter names. */
+static void ptab_walk(const struct ptab *t, uint8_t used, uint32_t scope,
 		      const struct ip_addr *ip, int (*fn)(const struct prec *r, void *arg), void *arg)
 {
 	struct pkey k = { .scope = scope };
 
-	for (size_t i = 0; i < l->n; i++) {
-		k.prefix = l->len[i];
+	for (unsigned a = NANCHORS; a-- > 0;) {
+		if (!(used >> a & 1))
+			continue;
+		k.prefix = anchors[a];
 		k.net = *ip;
 		ip_mask(&k.net, k.prefix);
-		const struct prec *r = ptab_find(t, &k);
-		if (r && fn(r, arg))
-			return;
+		for (uint32_t lens = filter_get(t, &k); lens;) {
+			unsigned bit = 31u - (unsigned)__builtin_clz(lens);
+			lens &= ~(1u << bit);
+			k.prefix = (uint8_t)(anchors[a] + bit);
+			k.net = *ip;
+			ip_mask(&k.net, k.prefix);
+			const struct prec *r = ptab_find(t, &k);
+			if (r && fn(r, arg))
+				return;
+		}
 	}
 }
 
@@ -768,11 +944,7 @@ static int pick_best(const struct prec *r, void *arg)
 {
 	struct ip_walk *w = arg;
 
-	for (uint32_t i = 0; i < r->count; i++) {
-		const struct model_ip_entry *e = &w->s->entries[w->s->ip_tab.values[r->first + i]];
-		if (!w->best || e->list == IP_LIST_BLOCK)
-			w->best = e;
-	}
+	w->best = &w->s->entries[r->best];
 	return 1;
 }
 
@@ -782,7 +954,7 @@ const struct model_ip_entry *model_ip_lookup(const struct model_snapshot *s,
 	struct ip_walk w = { .s = s };
 	uint32_t scope = (uint32_t)(t - s->tenants);
 
-	ptab_walk(&s->ip_tab, &s->tenant_lens[scope], scope, ip, pick_best, &w);
+	ptab_walk(&s->ip_tab, s->tenant_anchors[scope], scope, ip, pick_best, &w);
 	return w.best;
 }
 
@@ -807,7 +979,7 @@ void model_ip_each_match(const struct model_snapshot *s, const struct model_tena
 	struct ip_walk w = { .s = s, .each = fn, .arg = arg };
 	uint32_t scope = (uint32_t)(t - s->tenants);
 
-	ptab_walk(&s->ip_tab, &s->tenant_lens[scope], scope, ip, call_each, &w);
+	ptab_walk(&s->ip_tab, s->tenant_anchors[scope], scope, ip, call_each, &w);
 }
 
 void model_ip_each(const struct model_snapshot *s, const struct model_tenant *t,
@@ -854,9 +1026,15 @@ void model_connectors_matching_ip(const struct model_snapshot *s, const struct i
 					     const struct cidr *range, void *arg),
 				  void *arg)
 {
-	struct conn_walk w = { .s = s, .fn = fn, .arg = arg };
+	struct conn_walk w; /* seen[] is read below nseen only: not cleared, 512 bytes a call */
 
-	ptab_walk(&s->conn_tab, &s->conn_lens, SCOPE_CONNECTORS, ip, call_connectors, &w);
+	if (!s->conn_anchors)
+		return;
+	w.s = s;
+	w.fn = fn;
+	w.arg = arg;
+	w.nseen = 0;
+	ptab_walk(&s->conn_tab, s->conn_anchors, SCOPE_CONNECTORS, ip, call_connectors, &w);
 }
 
 void model_connectors_matching_tls(const struct model_snapshot *s, const char *name,
@@ -925,25 +1103,28 @@ int model_route_tls_parse(const char *text, enum route_tls *tls_r)
 	return -1;
 }
 
+/* Formatted by hand, not snprintf: the engine writes a route into every accepting verdict. */
 int model_route_spec_format(const char *route, enum route_tls tls, char *out, size_t outsz)
 {
 	const char *name = model_route_tls_name(tls);
-	int n;
+	size_t rlen = strlen(route), olen = 0, nlen = 0;
 
-	if (!name) {
+	if (name && tls != ROUTE_TLS_OPPORTUNISTIC) { /* opportunistic: the plain form, as older
+							  versions wrote it */
+		olen = 1 + strlen(ROUTE_TLS_OPTION);
+		nlen = strlen(name);
+	}
+	if (!name || rlen + olen + nlen >= outsz) {
 		if (outsz)
 			out[0] = '\0';
 		return -1;
 	}
-	if (tls == ROUTE_TLS_OPPORTUNISTIC) /* the plain form: files of older versions read alike */
-		n = snprintf(out, outsz, "%s", route);
-	else
-		n = snprintf(out, outsz, "%s " ROUTE_TLS_OPTION "%s", route, name);
-	if (n < 0 || (size_t)n >= outsz) {
-		if (outsz)
-			out[0] = '\0';
-		return -1;
+	memcpy(out, route, rlen);
+	if (olen) {
+		memcpy(out + rlen, " " ROUTE_TLS_OPTION, olen);
+		memcpy(out + rlen + olen, name, nlen);
 	}
+	out[rlen + olen + nlen] = '\0';
 	return 0;
 }
 

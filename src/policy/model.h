@@ -48,17 +48,19 @@ enum model_rcpt_match {
 	MODEL_RCPT_CATCHALL = 2, /* only the catch-all entry "*@domain" */
 };
 
+/* The fields every decision reads come first, so that a short route and the settings share
+ * the struct's first cache line (docs/performance.md, "Policy decision"). */
 struct model_tenant {
 	uint32_t id;
-	char name[MODEL_NAME_MAX + 1];
+	enum recipient_check recipient_check; /* RCPT_CHECK_OFF unless set */
+	enum route_tls route_tls;             /* ROUTE_TLS_OPPORTUNISTIC unless set */
 	char route[MODEL_ROUTE_MAX + 1];
+	char name[MODEL_NAME_MAX + 1];
 	char **domains; /* A-label, lower case */
 	size_t ndomains;
 	struct model_connector **connectors;
 	size_t nconnectors;
 	size_t nallow, nblock;
-	enum recipient_check recipient_check; /* RCPT_CHECK_OFF unless set */
-	enum route_tls route_tls;             /* ROUTE_TLS_OPPORTUNISTIC unless set */
 	size_t nrecipients;                   /* directory entries, catch-alls included */
 };
 

@@ -1077,6 +1077,93 @@ static void test_recipient_odd_addresses(void **state)
 	}
 }
 
+/* The texts every decision writes (engine.c builds them without snprintf): exact, with names
+ * at their longest, entries without a comment, routes with a TLS mode, into a verdict struct
+ * full of garbage. Its own small policy: tenant T (64 characters), route with tls=required,
+ * Allow 100.66.1.0/24 and 2001:db8:66::/48 and Block 100.66.2.0/24 without comments, onprem
+ * connector C (64 characters) on 100.66.3.0/24. */
+static void test_accept_texts_exact(void **state)
+{
+	char tname[MODEL_NAME_MAX + 1], cname[MODEL_NAME_MAX + 1], want[ENGINE_FIELD_MAX];
+	struct model_builder *b = model_builder_new();
+	static const struct {
+		const char *ip;
+		int ndnsbl;
+		enum engine_action action;
+		const char *rule, *reason, *list_prefix, *entry, *summary;
+	} rows[] = {
+		{ "100.66.1.9", 0, ENGINE_ACCEPT, "ip-allow", "allow-list", "IP Allow list of tenant ",
+		  "100.66.1.0/24", "none" },
+		{ "2001:db8:66::1", 1, ENGINE_ACCEPT, "ip-allow", "allow-list",
+		  "IP Allow list of tenant ", "2001:db8:66::/48", "clean" },
+		{ "100.66.3.1", 0, ENGINE_ACCEPT, "onprem-connector", "onprem-connector",
+		  "onprem connector ", "", "none" },
+		{ "100.66.4.1", 0, ENGINE_ACCEPT, "default", "no-dnsbl", "", "", "none" },
+		{ "100.66.4.1", 1, ENGINE_ACCEPT, "default", "dnsbl-clean", "", "", "clean" },
+		{ "100.66.2.1", 0, ENGINE_REJECT, "ip-block", "ip-block", "IP Block list of tenant ",
+		  "100.66.2.0/24", "none" },
+	};
+	struct dnsbl_answer clean = { .list = &lists[0], .state = DNSBL_NOT_LISTED };
+	struct cidr c;
+
+	(void)state;
+	memset(tname, 't', MODEL_NAME_MAX);
+	tname[MODEL_NAME_MAX] = '\0';
+	memset(cname, 'c', MODEL_NAME_MAX);
+	cname[MODEL_NAME_MAX] = '\0';
+	assert_int_equal(model_add_tenant(b, 1, tname, "mail.zeta.example:2525"), 0);
+	assert_int_equal(model_set_route_tls(b, 1, ROUTE_TLS_REQUIRED), 0);
+	assert_int_equal(model_add_domain(b, 1, "zeta.example"), 0);
+	add_entry(b, 1, IP_LIST_ALLOW, "100.66.1.0/24", NULL);
+	add_entry(b, 1, IP_LIST_ALLOW, "2001:db8:66::/48", "");
+	add_entry(b, 1, IP_LIST_BLOCK, "100.66.2.0/24", NULL);
+	assert_int_equal(model_add_connector(b, 7, 1, cname, CONNECTOR_ONPREM, "", 0), 0);
+	assert_int_equal(cidr_parse("100.66.3.0/24", &c), ADDR_OK);
+	assert_int_equal(model_add_connector_range(b, 7, &c), 0);
+	struct model_snapshot *snap = model_builder_finish(&b, 1);
+
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+		struct engine_client client = { .ip_str = rows[i].ip };
+		struct engine_request rq = {
+			.snap = snap, .client = &client, .sender_domain = "x.example",
+			.rcpt = "bob@zeta.example", .rcpt_domain = "zeta.example", .dnsbl = &clean,
+			.ndnsbl = (size_t)rows[i].ndnsbl, .dnsbl_complete = 1, .dnsbl_threshold = 10,
+		};
+		struct engine_verdict v;
+
+		assert_int_equal(ip_parse(rows[i].ip, &client.ip), 0);
+		memset(&v, 0x5a, sizeof(v));
+		engine_decide(&rq, &v, NULL);
+		if (v.action != rows[i].action || strcmp(v.rule, rows[i].rule) != 0 ||
+		    strcmp(v.reason, rows[i].reason) != 0)
+			fail_msg("%s: %s rule %s reason %s", rows[i].ip, action_name(v.action), v.rule,
+				 v.reason);
+		snprintf(want, sizeof(want), "%s%s", rows[i].list_prefix,
+			 !rows[i].list_prefix[0] ? ""
+			 : strncmp(rows[i].list_prefix, "onprem", 6) == 0 ? cname : tname);
+		assert_string_equal(v.list, want);
+		assert_string_equal(v.entry, rows[i].entry);
+		assert_string_equal(v.dnsbl_summary, rows[i].summary);
+		assert_string_equal(v.route, "mail.zeta.example:2525 tls=required");
+		assert_ptr_equal(v.tenant, model_tenant_at(snap, 0));
+		if (v.action == ENGINE_ACCEPT) {
+			assert_int_equal(v.code, 250);
+			assert_string_equal(v.enhanced, "2.1.5");
+			assert_string_equal(v.text, "Ok");
+		} else {
+			assert_int_equal(v.code, 550);
+			assert_string_equal(v.enhanced, "5.7.1");
+			snprintf(want, sizeof(want), "Service unavailable; client [%s] blocked by "
+				 "zeta.example using its IP Block list (entry %s)", rows[i].ip,
+				 rows[i].entry);
+			assert_string_equal(v.text, want);
+		}
+		assert_int_equal(v.probe_wanted, 0);
+		assert_int_equal(v.score, 0);
+	}
+	model_unref(&snap);
+}
+
 /* Texts at their limits: 16 lists with the longest names, TXT records and URLs, all listed.
  * The reply, list and summary are cut to their buffers, NUL-terminated (ASan watches). */
 static void test_long_texts_truncate(void **state)
@@ -1137,6 +1224,7 @@ int main(void)
 		cmocka_unit_test(test_timeout_state_reason),
 		cmocka_unit_test(test_relay_ip_connector_with_tenant_tls_name),
 		cmocka_unit_test(test_long_texts_truncate),
+		cmocka_unit_test(test_accept_texts_exact),
 		cmocka_unit_test(test_recipient_odd_addresses),
 	};
 

@@ -1,8 +1,10 @@
 /* Unit tests for model: the immutable policy snapshot. IP Allow/Block lists by longest prefix
  * (v4, v6, /0, host entries, ties, IPv4-mapped separation, tenant isolation), the order and
  * completeness of model_ip_each_match, domains and names, connectors by IP and by TLS name,
- * reference counting, unknown references, and a 100,000-entry table checked against a
- * brute-force scan. Table failures name the row through fail_msg(). */
+ * reference counting, unknown references, a 100,000-entry table checked against a
+ * brute-force scan, and the lookup's prefix filter: every length 0..128 along one address,
+ * its anchor boundaries, clients near entries they are not in, and 40,000 entries of any
+ * length against brute force. Table failures name the row through fail_msg(). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1266,6 +1268,369 @@ static void test_scale_against_brute_force(void **state)
 	model_unref(&s);
 }
 
+/* ---- the prefix filter: every length, anchor boundaries, near misses ----------------------- *
+ *
+ * A lookup probes only the prefix lengths that the filter names for the client's network at
+ * each anchor (IPv4 /24 and /16, IPv6 /64, /48, /32, ...; model.c). These tests put entries
+ * at every length, and clients that share exactly k leading bits with them, so that the
+ * filter says "something here" for lengths that then do not match (its false positives), and
+ * the answer must come from a shorter length, under another anchor. */
+
+/* Entries of one tenant on the path to base at the lengths in lens (a 129-bit set), added in
+ * the order given; the list alternates with the length, the comment names it. */
+static struct model_snapshot *path_snapshot(const struct ip_addr *base, const uint8_t *lens,
+					    size_t nlens, struct scale_entry *out)
+{
+	struct model_builder *b = model_builder_new();
+	char comment[16];
+
+	assert_int_equal(model_add_tenant(b, 1, "t1", "127.0.0.1:25"), 0);
+	assert_int_equal(model_add_tenant(b, 2, "t2", "127.0.0.1:25"), 0);
+	for (size_t i = 0; i < nlens; i++) {
+		out[i].net.net = *base;
+		out[i].net.prefix = lens[i];
+		mask_ip(&out[i].net.net, lens[i]);
+		out[i].list = lens[i] % 2 ? IP_LIST_BLOCK : IP_LIST_ALLOW;
+		snprintf(comment, sizeof(comment), "len %u", lens[i]);
+		assert_int_equal(model_add_ip_entry(b, 1, out[i].list, &out[i].net, comment), 0);
+	}
+	/* The same networks for t2, one bit further: t1's lookups must never see them. */
+	for (size_t i = 0; i < nlens; i++) {
+		struct cidr c = out[i].net;
+		if (c.prefix == 0)
+			continue;
+		c.net.b[(c.prefix - 1) / 8] ^= (uint8_t)(0x80u >> ((c.prefix - 1) % 8));
+		assert_int_equal(model_add_ip_entry(b, 2, IP_LIST_BLOCK, &c, "t2"), 0);
+	}
+	return finish(&b, 1);
+}
+
+/* For every k in 0..128: the client that shares exactly k leading bits with base (bit k
+ * flipped; base itself for 128) gets the longest entry of length <= k, and each_match reports
+ * exactly the entries of length <= k, longest first. */
+static void check_path(const struct ip_addr *base, const uint8_t *lens, size_t nlens,
+		       const char *what)
+{
+	struct scale_entry e[129];
+	struct model_snapshot *s = path_snapshot(base, lens, nlens, e);
+	const struct model_tenant *t = model_tenant_by_name(s, "t1");
+
+	for (unsigned k = 0; k <= 128; k++) {
+		struct ip_addr ip = *base;
+		char a[ADDR_STR_MAX], g[ADDR_STR_MAX + 8], comment[16];
+		struct count_arg c = { 0, 0 };
+		size_t nwant = 0;
+
+		if (k < 128)
+			ip.b[k / 8] ^= (uint8_t)(0x80u >> (k % 8));
+		const struct scale_entry *want = brute_lookup(e, nlens, &ip);
+		const struct model_ip_entry *got = model_ip_lookup(s, t, &ip);
+		if (!want != !got || (want && (got->net.prefix != want->net.prefix ||
+					       memcmp(got->net.net.b, want->net.net.b, 16) != 0)))
+			fail_msg("%s: client %s (shares %u bits): model %s, brute force /%d", what,
+				 ip_format(&ip, a), k,
+				 got ? cidr_format(&got->net, g, sizeof(g)) : "none",
+				 want ? (int)want->net.prefix : -1);
+		if (got) {
+			snprintf(comment, sizeof(comment), "len %u", got->net.prefix);
+			assert_string_equal(got->comment, comment);
+			assert_int_equal(got->list, want->list);
+			assert_ptr_equal(got->tenant, t);
+		}
+		model_ip_each_match(s, t, &ip, count_match, &c);
+		for (size_t i = 0; i < nlens; i++)
+			nwant += cidr_contains(&e[i].net, &ip) != 0;
+		if (c.n != nwant)
+			fail_msg("%s: client %s: each_match reported %zu, want %zu", what,
+				 ip_format(&ip, a), c.n, nwant);
+	}
+	model_unref(&s);
+}
+
+static void test_filter_every_length(void **state)
+{
+	static const uint8_t boundaries[] = { 128, 127, 121, 120, 119, 113, 112, 111, 97, 96, 95,
+					      65, 64, 63, 49, 48, 47, 33, 32, 31, 1, 0 };
+	static const uint8_t v4_only[] = { 96 + 32, 96 + 28, 96 + 24, 96 + 23, 96 + 16,
+					   96 + 15, 96 + 8, 96 + 0 };
+	static const uint8_t host_and_zero[] = { 0, 128 };
+	const char *bases[] = { "2001:db8:1234:5678:9abc:def0:1357:9bdf", "198.51.100.77",
+				"::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "0.0.0.0",
+				"255.255.255.255" };
+	uint8_t all[129], every3[43], shortest_first[129];
+	size_t n3 = 0;
+
+	(void)state;
+	for (unsigned l = 0; l <= 128; l++) {
+		all[l] = (uint8_t)(128 - l);   /* longest first */
+		shortest_first[l] = (uint8_t)l; /* insertion order must not matter */
+		if (l % 3 == 1)
+			every3[n3++] = (uint8_t)l;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(bases); i++) {
+		struct ip_addr base = ip_of(bases[i]);
+		char what[96];
+
+		snprintf(what, sizeof(what), "%s, every length", bases[i]);
+		check_path(&base, all, ARRAY_LEN(all), what);
+		snprintf(what, sizeof(what), "%s, every length, shortest added first", bases[i]);
+		check_path(&base, shortest_first, ARRAY_LEN(shortest_first), what);
+		snprintf(what, sizeof(what), "%s, every third length", bases[i]);
+		check_path(&base, every3, n3, what);
+		snprintf(what, sizeof(what), "%s, anchor boundaries", bases[i]);
+		check_path(&base, boundaries, ARRAY_LEN(boundaries), what);
+		snprintf(what, sizeof(what), "%s, IPv4 lengths", bases[i]);
+		check_path(&base, v4_only, ARRAY_LEN(v4_only), what);
+		snprintf(what, sizeof(what), "%s, /0 and the host", bases[i]);
+		check_path(&base, host_and_zero, ARRAY_LEN(host_and_zero), what);
+	}
+}
+
+/* The cases the filter is for, by hand: something of the tenant in the client's /24 (or IPv6
+ * /64), but not the client. */
+static const struct entry_spec near_entries[] = {
+	{ 1, A, "10.1.2.128/25", "upper half" },
+	{ 1, B, "10.1.2.7/32", "one host" },
+	{ 1, B, "10.1.0.0/16", "the /16" },
+	{ 1, A, "10.1.2.0/23", "a /23 under the /16 anchor" },
+	{ 1, A, "2001:db8:0:1::/64", "a /64" },
+	{ 1, B, "2001:db8:0:1:8000::/65", "half of it" },
+	{ 1, B, "2001:db8::/32", "the /32" },
+	/* t2 has the very /24 and /64 that t1 has nothing in */
+	{ 2, B, "10.1.3.0/24", "t2" },
+	{ 2, B, "2001:db8:0:2::/64", "t2" },
+	/* t3: only a v4-mapped /96 written as IPv6, and a /120 inside it */
+	{ 3, A, "::ffff:0:0/96", "all of IPv4" },
+	{ 3, B, "::ffff:192.0.2.0/120", "a /24 as /120" },
+};
+
+static const struct probe near_probes[] = {
+	{ "t1", "10.1.2.1", "10.1.2.0/23", A, "a /23 under the /16 anchor" }, /* /25, /32 no */
+	{ "t1", "10.1.2.8", "10.1.2.0/23", A, "a /23 under the /16 anchor" },
+	{ "t1", "10.1.2.7", "10.1.2.7/32", B, "one host" },
+	{ "t1", "10.1.2.200", "10.1.2.128/25", A, "upper half" },
+	{ "t1", "10.1.3.1", "10.1.2.0/23", A, "a /23 under the /16 anchor" },
+	{ "t1", "10.1.4.1", "10.1.0.0/16", B, "the /16" },
+	{ "t1", "10.2.2.7", NULL, 0, NULL },
+	{ "t1", "2001:db8:0:1::1", "2001:db8:0:1::/64", A, "a /64" },
+	{ "t1", "2001:db8:0:1:8000::1", "2001:db8:0:1:8000::/65", B, "half of it" },
+	{ "t1", "2001:db8:0:2::1", "2001:db8::/32", B, "the /32" },
+	{ "t1", "2001:db9:0:1::1", NULL, 0, NULL },
+	{ "t2", "10.1.2.7", NULL, 0, NULL },
+	{ "t2", "2001:db8:0:1::1", NULL, 0, NULL },
+	{ "t3", "192.0.2.1", "192.0.2.0/24", B, "a /24 as /120" },
+	{ "t3", "::ffff:192.0.2.1", "192.0.2.0/24", B, "a /24 as /120" },
+	{ "t3", "192.0.3.1", "0.0.0.0/0", A, "all of IPv4" },
+	{ "t3", "::192.0.2.1", NULL, 0, NULL }, /* IPv4-compatible: outside ::ffff:0:0/96 */
+	{ "t3", "2001:db8::1", NULL, 0, NULL },
+};
+
+static void test_filter_near_misses(void **state)
+{
+	struct model_snapshot *s = build_entries(3, near_entries, ARRAY_LEN(near_entries));
+
+	(void)state;
+	run_probes(s, near_probes, ARRAY_LEN(near_probes));
+	model_unref(&s);
+}
+
+/* ---- scale, every length: 500 tenants x 80 entries of any length against brute force -------- */
+
+#define ANY_TENANTS 500
+#define ANY_PER_TENANT 80
+#define ANY_PROBES 20000
+
+struct any_entry {
+	struct scale_entry e;
+	char comment[24];
+};
+
+/* The rule with the builder's order for equal entries: longest prefix; on a tie of prefix
+ * the last Block entry, else the first entry (what model_ip_lookup returns, comment and all). */
+static const struct any_entry *any_brute(const struct any_entry *e, size_t n,
+					 const struct ip_addr *ip)
+{
+	const struct any_entry *best = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!cidr_contains(&e[i].e.net, ip))
+			continue;
+		if (!best || e[i].e.net.prefix > best->e.net.prefix ||
+		    (e[i].e.net.prefix == best->e.net.prefix && e[i].e.list == IP_LIST_BLOCK))
+			best = &e[i];
+	}
+	return best;
+}
+
+/* A network of any length in a small space, so that networks nest and share filter groups:
+ * IPv4 in 10.0.0.0/14, IPv6 in 2001:db8::/29 with few distinct bits per anchor span. */
+static struct cidr any_net(void)
+{
+	struct cidr c;
+
+	if (lcg_below(2)) {
+		c.net = ip_of("10.0.0.0");
+		c.net.b[13] = (uint8_t)lcg_below(4);
+		c.net.b[14] = (uint8_t)lcg_below(16);
+		c.net.b[15] = (uint8_t)lcg();
+		c.prefix = (uint8_t)(96 + lcg_below(33));
+	} else {
+		c.net = ip_of("2001:db8::");
+		c.net.b[3] |= (uint8_t)lcg_below(8);
+		for (unsigned i = 4; i < 16; i += 2)
+			c.net.b[i + lcg_below(2)] = (uint8_t)lcg_below(4);
+		c.prefix = (uint8_t)lcg_below(129);
+	}
+	mask_ip(&c.net, c.prefix);
+	return c;
+}
+
+/* A client near e: inside it with random host bits, and half the time one bit flipped at a
+ * random position above the prefix, so that it shares a filter group with e but not e. */
+static struct ip_addr near_ip(const struct cidr *e)
+{
+	struct ip_addr ip = e->net;
+
+	for (unsigned bit = e->prefix; bit < 128; bit++)
+		if (lcg_below(2))
+			ip.b[bit / 8] ^= (uint8_t)(0x80u >> (bit % 8));
+	if (e->prefix > 0 && lcg_below(2)) {
+		unsigned bit = lcg_below(e->prefix);
+		ip.b[bit / 8] ^= (uint8_t)(0x80u >> (bit % 8));
+	}
+	return ip;
+}
+
+static void test_any_length_against_brute_force(void **state)
+{
+	struct any_entry *all = calloc((size_t)ANY_TENANTS * ANY_PER_TENANT, sizeof(*all));
+	struct model_builder *b = model_builder_new();
+	size_t hits = 0, misses_near = 0, dup_ties = 0, lens_hit[129] = { 0 };
+	char name[16];
+
+	(void)state;
+	assert_non_null(all);
+	lcg_state = 20261128;
+	for (uint32_t i = 0; i < ANY_TENANTS; i++) {
+		snprintf(name, sizeof(name), "t%04u", i);
+		assert_int_equal(model_add_tenant(b, i + 1, name, "127.0.0.1:25"), 0);
+	}
+	for (uint32_t i = 0; i < ANY_TENANTS; i++) {
+		struct any_entry *e = &all[(size_t)i * ANY_PER_TENANT];
+		for (size_t k = 0; k < ANY_PER_TENANT; k++) {
+			uint32_t r = lcg_below(32);
+			if (k > 0 && r < 2) { /* the same CIDR on the other list */
+				e[k].e.net = e[k - 1].e.net;
+				e[k].e.list = e[k - 1].e.list == IP_LIST_ALLOW ? IP_LIST_BLOCK
+									      : IP_LIST_ALLOW;
+			} else if (k > 0 && r == 2) { /* an equal entry: which one wins is defined */
+				e[k].e = e[k - 1].e;
+				dup_ties++;
+			} else {
+				e[k].e.net = any_net();
+				e[k].e.list = lcg_below(3) == 0 ? IP_LIST_BLOCK : IP_LIST_ALLOW;
+			}
+			/* comments of every size, a long one now and then (the builder's text block) */
+			if (lcg_below(50) == 0)
+				memset(e[k].comment, 'x', sizeof(e[k].comment) - 1);
+			else if (lcg_below(4))
+				snprintf(e[k].comment, sizeof(e[k].comment), "t%u e%zu", i, k);
+		}
+	}
+	/* Added tenant by tenant, as the store reads them. */
+	for (size_t i = 0; i < (size_t)ANY_TENANTS * ANY_PER_TENANT; i++)
+		assert_int_equal(model_add_ip_entry(b, (uint32_t)(i / ANY_PER_TENANT) + 1,
+						    all[i].e.list, &all[i].e.net, all[i].comment), 0);
+	struct model_snapshot *s = finish(&b, 1);
+
+	for (size_t p = 0; p < ANY_PROBES; p++) {
+		uint32_t ti = lcg_below(ANY_TENANTS), r = lcg_below(10);
+		const struct any_entry *te = &all[(size_t)ti * ANY_PER_TENANT];
+		const struct any_entry *other = &all[(size_t)lcg_below(ANY_TENANTS) * ANY_PER_TENANT];
+		struct ip_addr ip = r < 6   ? near_ip(&te[lcg_below(ANY_PER_TENANT)].e.net)
+				    : r < 8 ? near_ip(&other[lcg_below(ANY_PER_TENANT)].e.net)
+					    : any_net().net;
+		const struct model_tenant *t = model_tenant_at(s, ti);
+		const struct any_entry *want = any_brute(te, ANY_PER_TENANT, &ip);
+		const struct model_ip_entry *got = model_ip_lookup(s, t, &ip);
+		char a[ADDR_STR_MAX], g[ADDR_STR_MAX + 8], w[ADDR_STR_MAX + 8];
+
+		if (!want != !got ||
+		    (want && (got->net.prefix != want->e.net.prefix ||
+			      memcmp(got->net.net.b, want->e.net.net.b, 16) != 0 ||
+			      got->list != want->e.list || strcmp(got->comment, want->comment) != 0)))
+			fail_msg("probe %zu: tenant t%04u ip %s: model %s %s \"%s\", brute force %s %s "
+				 "\"%s\"", p, ti, ip_format(&ip, a),
+				 got ? cidr_format(&got->net, g, sizeof(g)) : "none",
+				 got ? (got->list == IP_LIST_BLOCK ? "block" : "allow") : "",
+				 got ? got->comment : "",
+				 want ? cidr_format(&want->e.net, w, sizeof(w)) : "none",
+				 want ? (want->e.list == IP_LIST_BLOCK ? "block" : "allow") : "",
+				 want ? want->comment : "");
+		if (got && got->tenant != t)
+			fail_msg("probe %zu: entry of another tenant", p);
+		if (want) {
+			hits++;
+			lens_hit[want->e.net.prefix]++;
+		} else if (r < 6) {
+			misses_near++;
+		}
+		if (p % 8 == 0) {
+			struct count_arg c = { 0, 0 };
+			size_t n = 0;
+			model_ip_each_match(s, t, &ip, count_match, &c);
+			for (size_t i = 0; i < ANY_PER_TENANT; i++)
+				n += cidr_contains(&te[i].e.net, &ip) != 0;
+			if (c.n != n)
+				fail_msg("probe %zu: each_match reported %zu, brute force %zu", p, c.n, n);
+		}
+	}
+	/* The data must exercise what it claims to: hits under every anchor's span, IPv4 and
+	 * IPv6, clients near an entry that match nothing, equal entries. */
+	size_t spans[7] = { 0 };
+	static const unsigned span_start[] = { 0, 32, 48, 64, 96, 112, 120 };
+	for (unsigned l = 0; l <= 128; l++) {
+		unsigned a = 6;
+		while (span_start[a] > l)
+			a--;
+		spans[a] += lens_hit[l];
+	}
+	for (size_t a = 0; a < ARRAY_LEN(spans); a++)
+		if (spans[a] == 0)
+			fail_msg("no hit with a prefix in the span from /%u", span_start[a]);
+	assert_true(lens_hit[0] > 0);
+	assert_true(lens_hit[128] > 0);
+	assert_true(misses_near > 0);
+	assert_true(dup_ties > 0);
+	assert_true(hits < ANY_PROBES);
+	free(all);
+	model_unref(&s);
+}
+
+/* model_route_spec_format at its limits: the text and its NUL fit exactly, or nothing. */
+static void test_route_spec_format_limits(void **state)
+{
+	char out[32];
+
+	(void)state;
+	assert_int_equal(model_route_spec_format("a.example:25", ROUTE_TLS_VERIFY, out, 24), 0);
+	assert_string_equal(out, "a.example:25 tls=verify"); /* 23 characters */
+	memset(out, 'x', sizeof(out));
+	assert_int_equal(model_route_spec_format("a.example:25", ROUTE_TLS_VERIFY, out, 23), -1);
+	assert_string_equal(out, "");
+	assert_int_equal(model_route_spec_format("a.example:25", ROUTE_TLS_OPPORTUNISTIC, out, 13),
+			 0);
+	assert_string_equal(out, "a.example:25");
+	assert_int_equal(model_route_spec_format("a.example:25", ROUTE_TLS_OPPORTUNISTIC, out, 12),
+			 -1);
+	assert_string_equal(out, "");
+	out[0] = 'x';
+	assert_int_equal(model_route_spec_format("a:1", ROUTE_TLS_REQUIRED, out, 0), -1);
+	assert_int_equal(out[0], 'x'); /* outsz 0: nothing written */
+	assert_int_equal(model_route_spec_format("", ROUTE_TLS_REQUIRED, out, sizeof(out)), 0);
+	assert_string_equal(out, " tls=required");
+}
+
 /* ---- recipient directories ------------------------------------------------------------ */
 
 /* t1 (a.example, b.example), t2 (c.example); t1 checks its directory. */
@@ -1514,6 +1879,10 @@ int main(void)
 		cmocka_unit_test(test_unknown_references),
 		cmocka_unit_test(test_duplicate_domain),
 		cmocka_unit_test(test_scale_against_brute_force),
+		cmocka_unit_test(test_filter_every_length),
+		cmocka_unit_test(test_filter_near_misses),
+		cmocka_unit_test(test_any_length_against_brute_force),
+		cmocka_unit_test(test_route_spec_format_limits),
 		cmocka_unit_test(test_recipients_lookup),
 		cmocka_unit_test(test_recipient_check_flag),
 		cmocka_unit_test(test_recipient_references_and_limits),
