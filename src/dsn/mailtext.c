@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/strutil.h"
 #include "util/xmalloc.h"
 
 /* ---- growable buffer ---------------------------------------------------------------- */
@@ -182,17 +183,6 @@ int mt_has_control(const char *s)
 
 /* ---- RFC 2047 ----------------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 static int b64val(int c)
 {
 	if (c >= 'A' && c <= 'Z')
@@ -234,8 +224,8 @@ static int decode_q(const char *s, size_t n, struct mt_buf *out)
 			int hi, lo;
 			if (i + 2 >= n)
 				return -1;
-			hi = hexval((unsigned char)s[i + 1]);
-			lo = hexval((unsigned char)s[i + 2]);
+			hi = str_hexval((unsigned char)s[i + 1]);
+			lo = str_hexval((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			mt_putc(out, (char)(hi * 16 + lo));

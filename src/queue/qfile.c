@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/strutil.h"
 #include "util/xmalloc.h"
 
 size_t qfile_escape(char *dst, size_t dstsz, const char *src)
@@ -177,24 +178,13 @@ int qfile_parse(char *buf, size_t len, struct qfile_view *v, const char **why)
 	return 0;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Exactly "%" and two hex digits is an escape (sscanf's %2x would also take "%+f" or "% 1"). */
 void qfile_unescape(char *s)
 {
 	char *o = s;
 
 	for (char *p = s; *p; p++) {
-		int hi = *p == '%' ? hex_value(p[1]) : -1, lo = hi >= 0 ? hex_value(p[2]) : -1;
+		int hi = *p == '%' ? str_hexval(p[1]) : -1, lo = hi >= 0 ? str_hexval(p[2]) : -1;
 		if (lo >= 0) {
 			*o++ = (char)(hi << 4 | lo);
 			p += 2;

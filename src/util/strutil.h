@@ -15,5 +15,7 @@ int str_to_u64(const char *s, uint64_t min, uint64_t max, uint64_t *v_r);
 int str_to_size(const char *s, uint64_t min, uint64_t max, uint64_t *v_r);
 /* Trims ASCII white space at both ends in place; returns the start. */
 char *str_trim(char *s);
+/* The value of one hex digit (either case), or -1. */
+int str_hexval(int c);
 
 #endif

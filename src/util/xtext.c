@@ -3,14 +3,11 @@
 
 #include <string.h>
 
+#include "util/strutil.h"
+
 static int upper_hex(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
-}
-
-static unsigned hexval(char c)
-{
-	return c <= '9' ? (unsigned)(c - '0') : (unsigned)(c - 'A' + 10);
 }
 
 int xtext_valid(const char *s, size_t max)
@@ -40,7 +37,7 @@ size_t xtext_decode(const char *in, char *out, size_t outsz)
 		return 0;
 	for (; *in && o + 1 < outsz; in++) {
 		if (in[0] == '+' && upper_hex(in[1]) && upper_hex(in[2])) {
-			out[o++] = (char)(hexval(in[1]) << 4 | hexval(in[2]));
+			out[o++] = (char)(str_hexval(in[1]) << 4 | str_hexval(in[2])); /* valid: upper_hex */
 			in += 2;
 		} else {
 			out[o++] = *in;
