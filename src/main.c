@@ -176,16 +176,13 @@ static void write_pidfile(const char *path)
 
 /* What the running server keeps across reloads: the sockets are bound, data_dir and the user
  * are fixed, and so is the number of workers the sockets were made for. */
-static int reload_keeps(const struct config *old, struct config *cfg)
+static void reload_keeps(const struct config *old, struct config *cfg)
 {
-	int changed = 0;
-
 	if (old->nlisten != cfg->nlisten ||
 	    memcmp(old->listen, cfg->listen, sizeof(old->listen[0]) * old->nlisten) != 0) {
 		log_warn("reload: listen changes need a restart; keeping the old listeners");
 		memcpy(cfg->listen, old->listen, sizeof(cfg->listen));
 		cfg->nlisten = old->nlisten;
-		changed = 1;
 	}
 	if (strcmp(old->data_dir, cfg->data_dir) || strcmp(old->user, cfg->user) ||
 	    old->workers != cfg->workers) {
@@ -193,9 +190,7 @@ static int reload_keeps(const struct config *old, struct config *cfg)
 		memcpy(cfg->data_dir, old->data_dir, sizeof(cfg->data_dir));
 		memcpy(cfg->user, old->user, sizeof(cfg->user));
 		cfg->workers = old->workers;
-		changed = 1;
 	}
-	return changed;
 }
 
 /* SIGHUP in the master: the configuration is read again from where it came from. An invalid

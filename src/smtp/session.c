@@ -586,11 +586,6 @@ static void session_client_known(struct session *s)
 	greet_done(s);
 }
 
-static int proxy_peer_trusted(const struct server *srv, const struct ip_addr *ip)
-{
-	return cidr_list_contains(&srv->cfg->proxy_from, ip);
-}
-
 void session_start(struct server *srv, int fd, const struct sockaddr *peer, int expect_proxy)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
@@ -621,7 +616,7 @@ void session_start(struct server *srv, int fd, const struct sockaddr *peer, int 
 		return;
 	}
 	if (expect_proxy) {
-		if (!proxy_peer_trusted(srv, &s->ip)) {
+		if (!cidr_list_contains(&srv->cfg->proxy_from, &s->ip)) {
 			log_warn("sid=%s smtp proxy-refused peer=%s reason=\"not in proxy_from\"", s->sid,
 				 s->ip_str);
 			session_close(s, "proxy-untrusted");
