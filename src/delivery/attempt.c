@@ -371,7 +371,8 @@ static void remove_work(void *arg)
 {
 	struct attempt *a = arg;
 
-	unlink(a->path); /* a crash before the next line leaves an orphan log: scan() sweeps it */
+	/* a crash before the next line leaves an orphan log: scan() sweeps it */
+	queue_retire(a->q->queue, a->id, a->len);
 	unlink(a->spath);
 }
 
@@ -589,7 +590,7 @@ static void close_work(void *arg)
 		qstate_append_word(a->spath, a->report_kind == NDR_FAILURE ? "reported" : "warned",
 				   a->report_kind == NDR_FAILURE ? a->report_qid : "1");
 	if (a->final && !a->report_failed) {
-		unlink(a->path); /* as in remove_work */
+		queue_retire(a->q->queue, a->id, a->len); /* as in remove_work */
 		unlink(a->spath);
 	}
 }

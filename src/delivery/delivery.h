@@ -11,8 +11,9 @@
 
 struct config;
 
-/* Runs the queue manager until SIGTERM; returns the process exit status. */
-int qmgr_main(const struct config *cfg);
+/* Runs the queue manager until SIGTERM; returns the process exit status. slot is its process
+ * slot (its own directory in queue/tmp, for the reports it queues). */
+int qmgr_main(const struct config *cfg, unsigned slot);
 
 /* Path of the file holding the queue manager's pid (for `mxgate queue` to signal it). */
 #define QMGR_PID_FILE "qmgr.pid"

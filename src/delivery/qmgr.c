@@ -294,7 +294,7 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(q->base, NULL);
 }
 
-static int setup(struct qmgr *q, const struct config *cfg)
+static int setup(struct qmgr *q, const struct config *cfg, unsigned slot)
 {
 	char err[256], pidfile[PATH_MAX];
 	struct timeval tick = { 0, QMGR_TICK_MS * 1000 };
@@ -308,7 +308,7 @@ static int setup(struct qmgr *q, const struct config *cfg)
 	}
 	q->base = event_base_new();
 	q->bg = bgjob_new(q->base);
-	q->queue = queue_open(cfg->data_dir, q->bg);
+	q->queue = queue_open(cfg->data_dir, slot, q->bg);
 	q->res = resolver_new(q->base, cfg->resolver, QMGR_DNS_TIMEOUT_MS, QMGR_DNS_TRIES, err,
 			      sizeof(err));
 	if (!q->queue || !q->res) {
@@ -377,7 +377,7 @@ static void teardown(struct qmgr *q)
 		event_base_free(q->base);
 }
 
-int qmgr_main(const struct config *cfg)
+int qmgr_main(const struct config *cfg, unsigned slot)
 {
 	struct qmgr q;
 	int rc = 1;
@@ -386,7 +386,7 @@ int qmgr_main(const struct config *cfg)
 	q.inotify_fd = -1;
 	signal(SIGPIPE, SIG_IGN);
 	bgjob_global_init();
-	if (setup(&q, cfg) == 0) {
+	if (setup(&q, cfg, slot) == 0) {
 		scan(&q);
 		log_info("qmgr started messages=%zu", q.nentries);
 		run_due(&q);

@@ -1,5 +1,14 @@
 /* queue: see queue.h.
  *
+ * Spare files: creating and deleting an inode per message was the most expensive thing a
+ * worker did (docs/performance.md: on ext4 inode allocation scans past every inode freed in the
+ * last minute), so queue files are reused. A slot's stock of spares lives in tmp/SLOT/; the
+ * queue manager renames a finished message's file into pool/ instead of unlinking it, and a
+ * worker whose stock runs low claims a batch from pool/ on its background thread (a rename into
+ * its own directory). A new message overwrites a spare from its start and cuts what is left of
+ * the old content before the sync: the file keeps its blocks, so a message of similar size
+ * allocates and frees nothing. A spare is never read as a message: only incoming/ is.
+ *
  * Group commit: while one batch is being synced on the background thread, newly committed
  * messages collect in `pending`; when the batch is done they all go in the next one. Under
  * load a batch holds every message that finished DATA during the previous sync, so the cost
@@ -26,14 +35,38 @@
 #define QUEUE_WRITE_BUFFER (64 * 1024)
 /* Room left in a path for "/" and a queue id after the queue directory. */
 #define QUEUE_DIR_MAX (PATH_MAX - 64)
+/* A slot claims spares from pool/ when its stock falls below QUEUE_STOCK_LOW, this many at a
+ * time; it keeps at most QUEUE_STOCK_MAX (more left by a previous process are removed). */
+#define QUEUE_STOCK_LOW 32
+#define QUEUE_STOCK_BATCH 64
+#define QUEUE_STOCK_MAX 256
+/* After a refill that found pool/ short, this many new files are created before the next try:
+ * an empty pool costs one directory read per batch, not per message. */
+#define QUEUE_REFILL_PAUSE 64
+/* pool/ holds at most this many files, each at most QUEUE_RECYCLE_MAX bytes (bigger ones are
+ * removed): a bound on the disk that spares keep, 256 MiB at worst, ~5 MiB for 5 KB mail. Its
+ * size is counted again after QUEUE_POOL_RECOUNT retirements once the estimate is at the bound
+ * (workers take files out unseen). */
+#define QUEUE_POOL_MAX 1024
+#define QUEUE_RECYCLE_MAX (256 * 1024)
+#define QUEUE_POOL_RECOUNT 64
+
+typedef char spare_name[QUEUE_ID_LEN + 1];
 
 struct queue {
-	char tmp_dir[QUEUE_DIR_MAX];
+	char slot_dir[QUEUE_DIR_MAX]; /* tmp/SLOT: this process's files, written or spare */
 	char in_dir[QUEUE_DIR_MAX];
+	char pool_dir[QUEUE_DIR_MAX];
 	int in_dirfd;
 	struct bgjob_queue *bg;
 	struct queue_msg *pending, **pending_tail;
 	int inflight;
+	spare_name *stock;
+	size_t nstock;
+	int refilling;
+	unsigned refill_pause;
+	/* queue_retire's estimate of pool/'s size; background thread only */
+	unsigned pool_files, retired_since_count;
 	struct queue_stats stats;
 };
 
@@ -42,6 +75,9 @@ struct queue_msg {
 	int fd;
 	int err;
 	char qid[QUEUE_ID_LEN + 1];
+	spare_name name;   /* the file's name in slot_dir until it is renamed to incoming/qid */
+	off_t spare_size;  /* what the reused file held before: cut to file_len at commit */
+	uint64_t file_len; /* bytes written */
 	uint64_t body_len;
 	size_t blen;
 	char *buf;
@@ -53,6 +89,12 @@ struct queue_msg {
 struct batch {
 	struct queue *q;
 	struct queue_msg *msgs;
+};
+
+struct refill {
+	struct queue *q;
+	size_t want, got;
+	spare_name names[QUEUE_STOCK_BATCH];
 };
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -74,19 +116,63 @@ static int mkdir_p(const char *path, mode_t mode)
 	return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-struct queue *queue_open(const char *data_dir, struct bgjob_queue *bg)
+static unsigned count_files(const char *dir)
+{
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		n += id_queue_valid(de->d_name);
+	closedir(d);
+	return n;
+}
+
+/* Takes the spares a previous process in this slot left (one may be a message half written when
+ * it died: a spare like the others) within the bounds of spares: at most QUEUE_STOCK_MAX of at
+ * most QUEUE_RECYCLE_MAX bytes; removes the rest. Runs before the loop. */
+static void stock_adopt(struct queue *q)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	struct stat sb;
+	DIR *d = opendir(q->slot_dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (!id_queue_valid(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", q->slot_dir, de->d_name);
+		if (q->nstock < QUEUE_STOCK_MAX && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+		    sb.st_size <= QUEUE_RECYCLE_MAX)
+			memcpy(q->stock[q->nstock++], de->d_name, sizeof(spare_name));
+		else
+			unlink(path);
+	}
+	closedir(d);
+}
+
+struct queue *queue_open(const char *data_dir, unsigned slot, struct bgjob_queue *bg)
 {
 	struct queue *q = xcalloc(1, sizeof(*q));
 
-	snprintf(q->tmp_dir, sizeof(q->tmp_dir), "%s/queue/tmp", data_dir);
+	snprintf(q->slot_dir, sizeof(q->slot_dir), "%s/queue/tmp/%u", data_dir, slot);
 	snprintf(q->in_dir, sizeof(q->in_dir), "%s/queue/incoming", data_dir);
-	if (mkdir_p(q->tmp_dir, 0700) < 0 || mkdir_p(q->in_dir, 0700) < 0)
+	snprintf(q->pool_dir, sizeof(q->pool_dir), "%s/queue/pool", data_dir);
+	if (mkdir_p(q->slot_dir, 0700) < 0 || mkdir_p(q->in_dir, 0700) < 0 ||
+	    mkdir_p(q->pool_dir, 0700) < 0)
 		goto fail;
 	q->in_dirfd = open(q->in_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (q->in_dirfd < 0)
 		goto fail;
 	q->bg = bg;
 	q->pending_tail = &q->pending;
+	q->stock = xcalloc(QUEUE_STOCK_MAX, sizeof(*q->stock));
+	stock_adopt(q);
+	q->pool_files = count_files(q->pool_dir);
 	return q;
 fail:;
 	int e = errno;
@@ -102,13 +188,99 @@ void queue_close(struct queue **qp)
 	if (!q)
 		return;
 	close(q->in_dirfd);
+	free(q->stock);
 	free(q);
 	*qp = NULL;
 }
 
-static void tmp_path(const struct queue *q, const char *qid, char *out, size_t outsz)
+static void slot_path(const struct queue *q, const char *name, char *out, size_t outsz)
 {
-	snprintf(out, outsz, "%s/%s", q->tmp_dir, qid);
+	snprintf(out, outsz, "%s/%s", q->slot_dir, name);
+}
+
+/* Background thread: claim spares from pool/. Another worker may take a file first (its
+ * rename wins, ours finds nothing): that name is skipped. */
+static void refill_work(void *arg)
+{
+	struct refill *r = arg;
+	char from[PATH_MAX], to[PATH_MAX];
+	struct dirent *de;
+	DIR *d = opendir(r->q->pool_dir);
+
+	if (!d)
+		return;
+	while (r->got < r->want && (de = readdir(d)) != NULL) {
+		if (!id_queue_valid(de->d_name))
+			continue;
+		snprintf(from, sizeof(from), "%s/%s", r->q->pool_dir, de->d_name);
+		slot_path(r->q, de->d_name, to, sizeof(to));
+		if (rename(from, to) < 0)
+			continue;
+		memcpy(r->names[r->got++], de->d_name, sizeof(spare_name));
+	}
+	closedir(d);
+}
+
+static void refill_done(void *arg)
+{
+	struct refill *r = arg;
+	struct queue *q = r->q;
+
+	/* names that find no room (aborts filled the stock meanwhile) stay in slot_dir, unused
+	 * until the next process in this slot adopts them */
+	for (size_t i = 0; i < r->got && q->nstock < QUEUE_STOCK_MAX; i++)
+		memcpy(q->stock[q->nstock++], r->names[i], sizeof(spare_name));
+	q->stats.spares_claimed += r->got;
+	if (r->got < r->want)
+		q->refill_pause = QUEUE_REFILL_PAUSE;
+	q->refilling = 0;
+	free(r);
+}
+
+static void stock_refill(struct queue *q)
+{
+	struct refill *r;
+
+	if (q->refilling || q->nstock >= QUEUE_STOCK_LOW)
+		return;
+	if (q->refill_pause > 0) {
+		q->refill_pause--;
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->q = q;
+	r->want = QUEUE_STOCK_BATCH;
+	if (r->want > QUEUE_STOCK_MAX - q->nstock)
+		r->want = QUEUE_STOCK_MAX - q->nstock;
+	q->refilling = 1;
+	bgjob_submit(q->bg, refill_work, refill_done, r);
+}
+
+/* The file for a new message: a spare when there is one (no inode allocated), else a new file
+ * named after the message. */
+static int msg_open(struct queue *q, struct queue_msg *m)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int fd;
+
+	while (q->nstock > 0) {
+		memcpy(m->name, q->stock[--q->nstock], sizeof(spare_name));
+		slot_path(q, m->name, path, sizeof(path));
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd >= 0 && fstat(fd, &sb) == 0) {
+			m->spare_size = sb.st_size;
+			q->stats.spares_used++;
+			stock_refill(q);
+			return fd;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	stock_refill(q);
+	memcpy(m->name, m->qid, sizeof(spare_name));
+	slot_path(q, m->name, path, sizeof(path));
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
 static void msg_flush(struct queue_msg *m)
@@ -124,24 +296,25 @@ static void msg_flush(struct queue_msg *m)
 		else
 			off += (size_t)n;
 	}
+	m->file_len += off;
 	m->blen = 0;
 }
 
 struct queue_msg *queue_msg_begin(struct queue *q, const struct queue_envelope *env)
 {
-	char path[PATH_MAX];
-	struct queue_msg *m;
+	struct queue_msg *m = xcalloc(1, sizeof(*m));
 	size_t elen;
 	char *env_rec;
 
-	tmp_path(q, env->qid, path, sizeof(path));
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return NULL;
-	m = xcalloc(1, sizeof(*m));
 	m->q = q;
-	m->fd = fd;
 	snprintf(m->qid, sizeof(m->qid), "%s", env->qid);
+	m->fd = msg_open(q, m);
+	if (m->fd < 0) {
+		int e = errno;
+		free(m);
+		errno = e;
+		return NULL;
+	}
 	m->buf = xmalloc(QUEUE_WRITE_BUFFER);
 	env_rec = qfile_envelope(env, &elen);
 	queue_msg_write(m, env_rec, elen);
@@ -187,8 +360,13 @@ void queue_msg_abort(struct queue_msg **mp)
 	if (!m)
 		return;
 	close(m->fd);
-	tmp_path(m->q, m->qid, path, sizeof(path));
-	unlink(path);
+	if (m->q->nstock < QUEUE_STOCK_MAX && m->file_len <= QUEUE_RECYCLE_MAX &&
+	    m->spare_size <= QUEUE_RECYCLE_MAX) {
+		memcpy(m->q->stock[m->q->nstock++], m->name, sizeof(spare_name)); /* a spare again */
+	} else {
+		slot_path(m->q, m->name, path, sizeof(path));
+		unlink(path);
+	}
 	msg_free(m);
 	*mp = NULL;
 }
@@ -206,16 +384,20 @@ static void batch_work(void *arg)
 	char from[PATH_MAX], to[PATH_MAX];
 	int renamed = 0;
 
-	for (struct queue_msg *m = b->msgs; m; m = m->next)
+	for (struct queue_msg *m = b->msgs; m; m = m->next) {
+		off_t len = (off_t)m->file_len;
+		if (!m->err && m->spare_size > len && ftruncate(m->fd, len) < 0)
+			m->err = errno;
 		if (!m->err)
 			sync_file_range(m->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	}
 	for (struct queue_msg *m = b->msgs; m; m = m->next) {
 		if (!m->err && fdatasync(m->fd) < 0)
 			m->err = errno;
 		if (close(m->fd) < 0 && !m->err)
 			m->err = errno;
 		m->fd = -1;
-		tmp_path(q, m->qid, from, sizeof(from));
+		slot_path(q, m->name, from, sizeof(from));
 		snprintf(to, sizeof(to), "%s/%s", q->in_dir, m->qid);
 		if (!m->err && rename(from, to) < 0)
 			m->err = errno;
@@ -300,10 +482,39 @@ void queue_get_stats(const struct queue *q, struct queue_stats *st)
 	*st = q->stats;
 }
 
+/* Whether pool/ takes one more file. The count is an estimate (workers take files out unseen),
+ * so it is counted again when it says full, once per QUEUE_POOL_RECOUNT retirements. */
+static int pool_has_room(struct queue *q)
+{
+	if (q->pool_files < QUEUE_POOL_MAX)
+		return 1;
+	if (++q->retired_since_count >= QUEUE_POOL_RECOUNT) {
+		q->retired_since_count = 0;
+		q->pool_files = count_files(q->pool_dir);
+	}
+	return q->pool_files < QUEUE_POOL_MAX;
+}
+
+void queue_retire(struct queue *q, const char *qid, uint64_t size)
+{
+	char path[PATH_MAX], to[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", q->in_dir, qid);
+	if (size <= QUEUE_RECYCLE_MAX && pool_has_room(q)) {
+		snprintf(to, sizeof(to), "%s/%s", q->pool_dir, qid);
+		if (rename(path, to) == 0) {
+			q->pool_files++;
+			return;
+		}
+	}
+	unlink(path);
+}
+
 int queue_clean_tmp(const char *data_dir, unsigned *removed_r)
 {
 	char dir[QUEUE_DIR_MAX], path[PATH_MAX + 256];
 	struct dirent *de;
+	struct stat sb;
 	DIR *d;
 
 	*removed_r = 0;
@@ -311,10 +522,12 @@ int queue_clean_tmp(const char *data_dir, unsigned *removed_r)
 	if (mkdir_p(dir, 0700) < 0 || !(d = opendir(dir)))
 		return -1;
 	while ((de = readdir(d)) != NULL) {
+		/* tmp/SLOT/ holds spares (whatever they hold: nothing reads them); a file directly in
+		 * tmp/ is a message of the layout before slot directories, never finished */
 		if (!id_queue_valid(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (unlink(path) == 0)
+		if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && unlink(path) == 0)
 			(*removed_r)++;
 	}
 	closedir(d);

@@ -1,10 +1,11 @@
 /* queue: durable hand-off of accepted messages (docs/queue-format.md).
  *
- * A message is written to queue/tmp/ID while DATA arrives, closed with an END record, then
- * committed: a background thread fsyncs the file, renames it to queue/incoming/ID and fsyncs
- * that directory, for all messages that are waiting at once (group commit). Only after that
- * does the caller's callback run and the client get its 250. A file in tmp/ is never
- * delivered; a file in incoming/ is complete. */
+ * A message is written to a file of the process's own directory queue/tmp/SLOT while DATA
+ * arrives, closed with an END record, then committed: a background thread fsyncs the file,
+ * renames it to queue/incoming/ID and fsyncs that directory, for all messages that are waiting
+ * at once (group commit). Only after that does the caller's callback run and the client get its
+ * 250. A file in tmp/ is never delivered; a file in incoming/ is complete. Files are reused: a
+ * finished message's file goes to queue/pool/ (queue_retire) and becomes a new message's. */
 #ifndef MXG_QUEUE_H
 #define MXG_QUEUE_H
 
@@ -38,20 +39,25 @@ struct queue_envelope {
 	size_t nrcpt;
 };
 
-/* Removes leftovers in data_dir/queue/tmp/ (messages whose 250 was never sent). Call once in
- * the master before workers start: a worker must never remove another's file in progress. */
+/* Prepares data_dir/queue/tmp/ and removes the unfinished messages of the layout before slot
+ * directories (files directly in tmp/); *removed_r is how many. What a process left in its
+ * tmp/SLOT (its spares, a message it was writing when it died) is the next one's spares. Call
+ * once in the master before workers start. */
 int queue_clean_tmp(const char *data_dir, unsigned *removed_r);
-/* Opens (creating when missing) data_dir/queue/{tmp,incoming}. Returns NULL with errno set. */
-struct queue *queue_open(const char *data_dir, struct bgjob_queue *bg);
+/* Opens (creating when missing) data_dir/queue/{tmp/SLOT,incoming,pool} for the process in
+ * slot (unique among live processes: tmp/SLOT is its own). Returns NULL with errno set. */
+struct queue *queue_open(const char *data_dir, unsigned slot, struct bgjob_queue *bg);
 void queue_close(struct queue **q);
 
-/* Creates queue/tmp/ID and writes the envelope. Returns NULL with errno set on failure. */
+/* Starts the file of a message (a spare, else a new file in tmp/SLOT) with its envelope.
+ * Returns NULL with errno set on failure. */
 struct queue_msg *queue_msg_begin(struct queue *q, const struct queue_envelope *env);
 /* Appends message bytes (buffered). Errors are sticky and reported by commit. */
 void queue_msg_write(struct queue_msg *m, const void *buf, size_t len);
 /* Returns 0, or the errno of the first failed write so far. */
 int queue_msg_error(const struct queue_msg *m);
-/* Discards the message: nothing of it remains on disk. */
+/* Discards the message: it is never delivered. Its file is a spare again (what was written
+ * stays until it is reused, like a delivered message's in pool/), or removed if big. */
 void queue_msg_abort(struct queue_msg **m);
 
 /* status is 0 when the message is durable in incoming/, else an errno (nothing is left). */
@@ -59,9 +65,15 @@ typedef void queue_commit_fn(void *arg, int status);
 /* Ends the message and makes it durable; done() runs on the loop afterwards. Takes *m. */
 void queue_msg_commit(struct queue_msg **m, queue_commit_fn *done, void *arg);
 
+/* The message qid (size bytes) has left the queue: its file in incoming/ becomes a spare in
+ * pool/, or is removed when pool/ is full or the file big. Blocks: background thread only (one
+ * thread per queue). */
+void queue_retire(struct queue *q, const char *qid, uint64_t size);
+
 /* Counters for logs and benchmarks. */
 struct queue_stats {
 	uint64_t committed, failed, batches, fsyncs;
+	uint64_t spares_used, spares_claimed; /* messages written to a reused file; files from pool/ */
 };
 void queue_get_stats(const struct queue *q, struct queue_stats *st);
 

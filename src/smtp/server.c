@@ -127,7 +127,7 @@ static void worker_setup(struct worker *w, unsigned index, const struct server_s
 	if (!srv->base)
 		fatal("cannot create the event loop");
 	srv->bg = bgjob_new(srv->base);
-	srv->queue = queue_open(cfg->data_dir, srv->bg);
+	srv->queue = queue_open(cfg->data_dir, srv->slot, srv->bg);
 	if (!srv->queue)
 		fatal("cannot open the queue under %s: %m", cfg->data_dir);
 	srv->policy = policy_new(srv->base, cfg, err, sizeof(err));
@@ -153,6 +153,19 @@ static void worker_setup(struct worker *w, unsigned index, const struct server_s
 	evsignal_add(w->sigint, NULL);
 }
 
+/* How the queue did in this process: batches per commit show the group commit at work, spares
+ * used per commit the reuse of queue files (docs/queue-format.md). */
+static void log_queue_stats(const struct queue *q)
+{
+	struct queue_stats st;
+
+	queue_get_stats(q, &st);
+	log_info("queue committed=%llu failed=%llu batches=%llu spares_used=%llu "
+		 "spares_claimed=%llu", (unsigned long long)st.committed,
+		 (unsigned long long)st.failed, (unsigned long long)st.batches,
+		 (unsigned long long)st.spares_used, (unsigned long long)st.spares_claimed);
+}
+
 static void worker_teardown(struct worker *w)
 {
 	struct server *srv = &w->srv;
@@ -160,6 +173,7 @@ static void worker_teardown(struct worker *w)
 	for (unsigned i = 0; i < srv->nlisteners; i++)
 		listener_free(&srv->listeners[i]);
 	bgjob_free(&srv->bg); /* commits in flight finish; their sessions are gone or replied */
+	log_queue_stats(srv->queue);
 	queue_close(&srv->queue);
 	policy_free(&srv->policy);
 	srv->tls = NULL; /* the master's */
@@ -179,7 +193,7 @@ int server_worker_main(unsigned index, unsigned slot, void *arg)
 		/* the process after the SMTP workers delivers: it needs no listener */
 		for (unsigned k = 0; k < setup->nworkers * setup->cfg->nlisten; k++)
 			close(setup->fds[k]);
-		return qmgr_main(setup->cfg);
+		return qmgr_main(setup->cfg, slot);
 	}
 	memset(&w, 0, sizeof(w));
 	signal(SIGPIPE, SIG_IGN);

@@ -512,7 +512,18 @@ class MxGate:
         return parse_queue_file(self.queue_dir / qid)
 
     def tmp_files(self):
-        return sorted(self.tmp_dir.iterdir()) if self.tmp_dir.is_dir() else []
+        """Files directly in queue/tmp: a message nothing will finish or reuse (each process
+        writes in its own queue/tmp/SLOT, where what it leaves are spares: spare_files)."""
+        if not self.tmp_dir.is_dir():
+            return []
+        return sorted(p for p in self.tmp_dir.iterdir() if not p.is_dir())
+
+    def spare_files(self):
+        """Files in the slot directories queue/tmp/SLOT: messages being written and spare
+        files kept for reuse (docs/queue-format.md)."""
+        if not self.tmp_dir.is_dir():
+            return []
+        return sorted(p for d in self.tmp_dir.iterdir() if d.is_dir() for p in d.iterdir())
 
     def log_text(self):
         return self.log_path.read_bytes().decode("utf-8", "replace") if self.log_path.exists() else ""
