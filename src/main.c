@@ -132,7 +132,8 @@ static void become_unprivileged(const struct config *cfg)
 	log_info("running as user %s (uid %d)", u.name, (int)u.uid);
 }
 
-static void prepare_data_dir(const struct config *cfg)
+/* nprocs: the worker processes workers_run will start (their slots' directories stay). */
+static void prepare_data_dir(const struct config *cfg, unsigned nprocs)
 {
 	char err[STORE_ERR_MAX];
 	unsigned removed;
@@ -144,7 +145,7 @@ static void prepare_data_dir(const struct config *cfg)
 	if (!(st = store_open(cfg->data_dir, STORE_READ_WRITE, err, sizeof(err))))
 		fatal("policy store: %s", err);
 	store_close(&st);
-	if (queue_clean_tmp(cfg->data_dir, &removed) < 0)
+	if (queue_clean_tmp(cfg->data_dir, workers_nslots(nprocs), &removed) < 0)
 		fatal("cannot prepare the queue under %s: %m", cfg->data_dir);
 	if (removed)
 		log_info("queue: removed %u incomplete messages from a previous run", removed);
@@ -280,7 +281,7 @@ static int cmd_serve(int argc, char **argv)
 	if (pidfile)
 		write_pidfile(pidfile);
 	become_unprivileged(cfg);
-	prepare_data_dir(cfg);
+	prepare_data_dir(cfg, setup.nworkers + 1);
 	if (cfg->max_sessions_per_ip || cfg->max_connect_rate) {
 		/* a process per worker, their successors during a reload, and the queue manager */
 		setup.clients = iptable_create(cfg->max_sessions, 2 * (setup.nworkers + 1));

@@ -50,9 +50,14 @@ struct master {
 	unsigned char slot_used[SLOTS_MAX];
 };
 
+unsigned workers_nslots(unsigned n)
+{
+	return 2 * n; /* the workers and, during a reload, their successors */
+}
+
 static int take_slot(struct master *m, unsigned *slot_r)
 {
-	for (unsigned s = 0; s < 2 * m->n; s++)
+	for (unsigned s = 0; s < workers_nslots(m->n); s++)
 		if (!m->slot_used[s]) {
 			m->slot_used[s] = 1;
 			*slot_r = s;

@@ -26,6 +26,8 @@ struct workers_hooks {
 
 /* Returns the exit status for the master: 0 after a clean shutdown. */
 int workers_run(unsigned n, const struct workers_hooks *hooks, void *arg);
+/* The number of slots n workers use: every slot is below it. */
+unsigned workers_nslots(unsigned n);
 /* Number of online CPUs (at least 1). */
 unsigned workers_ncpu(void);
 

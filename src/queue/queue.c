@@ -510,25 +510,73 @@ void queue_retire(struct queue *q, const char *qid, uint64_t size)
 	unlink(path);
 }
 
-int queue_clean_tmp(const char *data_dir, unsigned *removed_r)
+/* A slot number as a directory name: decimal digits only, no leading zero. */
+static int slot_dir_name(const char *name, unsigned *slot_r)
 {
-	char dir[QUEUE_DIR_MAX], path[PATH_MAX + 256];
+	char *end;
+	unsigned long v;
+
+	if (name[0] < '0' || name[0] > '9' || (name[0] == '0' && name[1]))
+		return 0;
+	errno = 0;
+	v = strtoul(name, &end, 10);
+	if (*end || errno || v > UINT_MAX)
+		return 0;
+	*slot_r = (unsigned)v;
+	return 1;
+}
+
+/* The directory of a slot no process will have: its spares go to pool/ while it has room (the
+ * bounds of queue_retire), the rest is removed, then the directory. */
+static void slot_dir_retire(const char *dir, const char *pool_dir, unsigned *pool_files)
+{
+	char path[PATH_MAX], to[PATH_MAX];
 	struct dirent *de;
 	struct stat sb;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		snprintf(to, sizeof(to), "%s/%s", pool_dir, de->d_name);
+		if (id_queue_valid(de->d_name) && *pool_files < QUEUE_POOL_MAX &&
+		    lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size <= QUEUE_RECYCLE_MAX &&
+		    rename(path, to) == 0)
+			(*pool_files)++;
+		else
+			unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+int queue_clean_tmp(const char *data_dir, unsigned nslots, unsigned *removed_r)
+{
+	char dir[QUEUE_DIR_MAX], pool_dir[QUEUE_DIR_MAX], path[PATH_MAX + 256];
+	struct dirent *de;
+	struct stat sb;
+	unsigned slot, pool_files;
 	DIR *d;
 
 	*removed_r = 0;
 	snprintf(dir, sizeof(dir), "%s/queue/tmp", data_dir);
-	if (mkdir_p(dir, 0700) < 0 || !(d = opendir(dir)))
+	snprintf(pool_dir, sizeof(pool_dir), "%s/queue/pool", data_dir);
+	if (mkdir_p(dir, 0700) < 0 || mkdir_p(pool_dir, 0700) < 0 || !(d = opendir(dir)))
 		return -1;
+	pool_files = count_files(pool_dir);
 	while ((de = readdir(d)) != NULL) {
-		/* tmp/SLOT/ holds spares (whatever they hold: nothing reads them); a file directly in
-		 * tmp/ is a message of the layout before slot directories, never finished */
-		if (!id_queue_valid(de->d_name))
-			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && unlink(path) == 0)
+		if (lstat(path, &sb) < 0)
+			continue;
+		/* a file directly in tmp/ is a message of the layout before slot directories, never
+		 * finished; tmp/SLOT/ holds spares (whatever they hold: nothing reads them) */
+		if (S_ISREG(sb.st_mode) && id_queue_valid(de->d_name) && unlink(path) == 0)
 			(*removed_r)++;
+		else if (S_ISDIR(sb.st_mode) && slot_dir_name(de->d_name, &slot) && slot >= nslots)
+			slot_dir_retire(path, pool_dir, &pool_files);
 	}
 	closedir(d);
 	return 0;

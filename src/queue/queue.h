@@ -41,9 +41,10 @@ struct queue_envelope {
 
 /* Prepares data_dir/queue/tmp/ and removes the unfinished messages of the layout before slot
  * directories (files directly in tmp/); *removed_r is how many. What a process left in its
- * tmp/SLOT (its spares, a message it was writing when it died) is the next one's spares. Call
- * once in the master before workers start. */
-int queue_clean_tmp(const char *data_dir, unsigned *removed_r);
+ * tmp/SLOT (its spares, a message it was writing when it died) is the next one's spares; the
+ * directories of slots >= nslots (a previous run had more workers) go, their files to pool/.
+ * Call once in the master before workers start. */
+int queue_clean_tmp(const char *data_dir, unsigned nslots, unsigned *removed_r);
 /* Opens (creating when missing) data_dir/queue/{tmp/SLOT,incoming,pool} for the process in
  * slot (unique among live processes: tmp/SLOT is its own). Returns NULL with errno set. */
 struct queue *queue_open(const char *data_dir, unsigned slot, struct bgjob_queue *bg);

@@ -627,13 +627,42 @@ static void test_clean_tmp(void **state)
 	assert_int_equal(utimensat(AT_FDCWD, full_p, old, 0), 0);
 	assert_int_equal(utimensat(AT_FDCWD, empty_p, old, 0), 0);
 
-	assert_int_equal(queue_clean_tmp(f->root, &removed), 0);
+	assert_int_equal(queue_clean_tmp(f->root, 4, &removed), 0);
 	assert_int_equal(removed, 1);
 	assert_false(exists(legacy_p));
 	assert_int_equal(stat_of(full_p).st_size, 5000);
 	assert_int_equal(stat_of(full_p).st_mtim.tv_sec, old[1].tv_sec);
 	assert_int_equal(stat_of(empty_p).st_size, 0);
 	assert_int_equal(stat_of(empty_p).st_mtim.tv_sec, old[1].tv_sec);
+}
+
+/* A previous run had more workers: the directories of slots that no process will have (>=
+ * nslots) go, their spares into pool/ (a big one removed); the others stay as they are. */
+static void test_clean_tmp_unused_slots(void **state)
+{
+	struct fixture *f = *state;
+	char name[QUEUE_ID_LEN + 1], kept[PATH_LEN], big[PATH_LEN], dir[PATH_LEN];
+	unsigned removed = 99;
+
+	make_dirs(f, "tmp/1");
+	make_dirs(f, "tmp/6");
+	make_dirs(f, "tmp/07"); /* not a slot's name: left alone */
+	link_files(f, "tmp/1", 1, 3);
+	link_files(f, "tmp/6", 10, 5);
+	test_qid(name, 20);
+	qpath(f, "tmp/6", name, big);
+	write_file(big, RECYCLE_MAX + 1);
+	qpath(f, "tmp/1", NULL, kept);
+
+	assert_int_equal(queue_clean_tmp(f->root, 6, &removed), 0);
+	assert_int_equal(removed, 0);
+	assert_int_equal(count_files(f, "tmp/1", 0), 3);
+	assert_int_equal(count_files(f, "pool", 0), 5);
+	qpath(f, "tmp/6", NULL, dir);
+	assert_false(exists(dir));
+	qpath(f, "tmp/07", NULL, dir);
+	assert_true(exists(dir));
+	assert_true(exists(kept));
 }
 
 #define BOUND_EXTRA 6
@@ -705,6 +734,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_bounds_leftovers, setup_unopened,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_clean_tmp, setup_unopened, teardown),
+		cmocka_unit_test_setup_teardown(test_clean_tmp_unused_slots, setup_unopened, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_recount, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_full_at_open, setup_unopened, teardown),
