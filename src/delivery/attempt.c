@@ -686,6 +686,12 @@ static void conclude(struct attempt *a)
 		a->next = expires > a->now ? expires : a->now + 1;
 	build_records(a);
 	choose_report(a);
+	if (a->final && !a->report) {
+		/* the common end: record_work would write nothing (see there), so the message goes
+		 * straight to removal, one hand-off to the thread instead of two */
+		bgjob_submit(a->q->bg, close_work, close_done, a);
+		return;
+	}
 	bgjob_submit(a->q->bg, record_work, record_done, a);
 }
 
