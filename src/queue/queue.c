@@ -35,14 +35,17 @@
 #define QUEUE_WRITE_BUFFER (64 * 1024)
 /* Room left in a path for "/" and a queue id after the queue directory. */
 #define QUEUE_DIR_MAX (PATH_MAX - 64)
-/* A slot claims spares from pool/ when its stock falls below QUEUE_STOCK_LOW, this many at a
- * time; it keeps at most QUEUE_STOCK_MAX (more left by a previous process are removed). */
-#define QUEUE_STOCK_LOW 32
-#define QUEUE_STOCK_BATCH 64
+/* A slot claims spares from pool/ when its stock falls below QUEUE_STOCK_LOW, up to this many
+ * at a time; it keeps at most QUEUE_STOCK_MAX (more left by a previous process are removed).
+ * The low mark is above the messages a worker has in flight at 100 sessions, so that a burst
+ * does not empty the stock before the refill is back. */
+#define QUEUE_STOCK_LOW 64
+#define QUEUE_STOCK_BATCH 128
 #define QUEUE_STOCK_MAX 256
 /* After a refill that found pool/ short, this many new files are created before the next try:
- * an empty pool costs one directory read per batch, not per message. */
-#define QUEUE_REFILL_PAUSE 64
+ * while pool/ is empty, one directory read per few messages, not per message. Kept short: a
+ * new file costs far more than a directory read (docs/performance.md). */
+#define QUEUE_REFILL_PAUSE 8
 /* pool/ holds at most this many files, each at most QUEUE_RECYCLE_MAX bytes (bigger ones are
  * removed): a bound on the disk that spares keep, 256 MiB at worst, ~5 MiB for 5 KB mail. Its
  * size is counted again after QUEUE_POOL_RECOUNT retirements once the estimate is at the bound

@@ -675,8 +675,7 @@ QUEUE_STATS_RE = r"queue committed=(\d+) failed=(\d+) batches=\d+ spares_used=(\
 
 def test_delivered_files_are_reused_and_none_is_lost(env):
     """The queue manager gives each delivered message's file to pool/, the worker claims them
-    (after the first 65 messages, which find pool/ empty and create files) and writes new
-    messages over them. Every message arrives exactly as sent, never with a tail of what its
+    (the first messages find pool/ empty and create files) and writes new messages over them. Every message arrives exactly as sent, never with a tail of what its
     file held before; and every file ever created is accounted for at the end: in pool/ or
     as a spare in queue/tmp/SLOT, none left in incoming/."""
     e = env()

@@ -42,8 +42,8 @@
 #define TICK_US 10000
 /* Mirrors of queue.c (QUEUE_STOCK_*, QUEUE_REFILL_PAUSE, QUEUE_POOL_*, QUEUE_RECYCLE_MAX). */
 #define STOCK_MAX 256
-#define STOCK_BATCH 64
-#define REFILL_PAUSE 64
+#define STOCK_BATCH 128
+#define REFILL_PAUSE 8
 #define POOL_MAX 1024
 #define POOL_RECOUNT 64
 #define RECYCLE_MAX (256 * 1024)
@@ -415,8 +415,9 @@ static void test_retire(void **state)
 
 /* ---- spares ------------------------------------------------------------------------------- */
 
-/* Between REFILL_PAUSE + 2 and 2 * REFILL_PAUSE + 1: see test_reuse_from_pool. */
+/* Fewer than STOCK_BATCH: one refill claims them all (test_reuse_from_pool). */
 #define REUSE_OLD 80
+_Static_assert(REUSE_OLD < STOCK_BATCH, "test_reuse_from_pool needs one refill to take all");
 #define REUSE_OLD_LEN 8000
 #define REUSE_NEW_LEN 100
 
@@ -450,17 +451,18 @@ static void fill_pool(struct fixture *f, ino_t inos[REUSE_OLD])
 
 /* A new message written into a file from pool/ holds exactly its own, shorter, content, and
  * reuse starts exactly when the refill pause says. While fill_pool committed, pool/ was empty:
- * its first begin's refill came back short (a pause of REFILL_PAUSE begins), so did the one
- * right after that pause, and REUSE_OLD - 2 - REFILL_PAUSE begins of the second pause are gone.
- * Here the rest of that pause passes, one begin submits the refill (and still creates its own
- * file: the stock is empty until the refill is done), and the next one takes a spare. */
+ * the refills of its begins 1, 1 + (REFILL_PAUSE + 1), ... came back short, each starting a
+ * pause of REFILL_PAUSE begins, and (REUSE_OLD - 1) % (REFILL_PAUSE + 1) begins of the last
+ * pause are gone. Here the rest of that pause passes, one begin submits the refill (and still
+ * creates its own file: the stock is empty until the refill is done), and the next one takes a
+ * spare. */
 static void test_reuse_from_pool(void **state)
 {
 	struct fixture *f = *state;
 	char *body = make_body(REUSE_NEW_LEN, 'n');
 	char qid[QUEUE_ID_LEN + 1], path[PATH_LEN];
 	ino_t inos[REUSE_OLD];
-	int want = REFILL_PAUSE - (REUSE_OLD - 2 - REFILL_PAUSE) + 2, n;
+	int want = REFILL_PAUSE - (REUSE_OLD - 1) % (REFILL_PAUSE + 1) + 2, n;
 
 	fill_pool(f, inos);
 	for (n = 1; n <= want + STOCK_BATCH; n++) {
@@ -470,13 +472,13 @@ static void test_reuse_from_pool(void **state)
 	}
 	assert_int_equal(n, want);
 	assert_int_equal(stats(f).spares_used, 1);
-	assert_int_equal(stats(f).spares_claimed, STOCK_BATCH);
+	assert_int_equal(stats(f).spares_claimed, REUSE_OLD);
 	qpath(f, "incoming", qid, path);
 	assert_true(has_inode(inos, REUSE_OLD, stat_of(path).st_ino));
 	check_committed(f, qid, body, REUSE_NEW_LEN);
 	/* the claimed files left pool/; the rest of them wait in tmp/SLOT */
-	assert_int_equal(count_files(f, "pool", 0), REUSE_OLD - STOCK_BATCH);
-	assert_int_equal(count_files(f, SLOT_DIR, 0), STOCK_BATCH - 1);
+	assert_int_equal(count_files(f, "pool", 0), 0);
+	assert_int_equal(count_files(f, SLOT_DIR, 0), REUSE_OLD - 1);
 	free(body);
 }
 
