@@ -28,6 +28,10 @@
 
 #define PROBE_RCPT_MAX 320
 #define PROBE_LOG_ID_MAX 32
+/* The client's own step timeouts are this much longer than the deadline, so that the deadline
+ * always ends a stalled probe (and says so): armed within the same few milliseconds, with
+ * libevent's coarse clock, equal timeouts expired in either order. */
+#define PROBE_STEP_MARGIN_MS 250
 
 struct probe {
 	const struct config *cfg;
@@ -296,7 +300,7 @@ static void on_ready(void *arg, struct smtpc *c, const struct smtpc_ready_info *
 static void fill_params(const struct probe_run *r, const char *host_name, struct smtpc_params *sp)
 {
 	const struct probe *p = r->p;
-	unsigned ms = p->cfg->probe_timeout_ms;
+	unsigned ms = p->cfg->probe_timeout_ms + PROBE_STEP_MARGIN_MS;
 
 	smtpc_params_init(sp);
 	sp->helo_name = p->cfg->hostname;
@@ -307,7 +311,7 @@ static void fill_params(const struct probe_run *r, const char *host_name, struct
 	sp->tls = r->tls != ROUTE_TLS_OPPORTUNISTIC ? SMTPC_TLS_REQUIRED
 		  : p->tls ? SMTPC_TLS_OPPORTUNISTIC : SMTPC_TLS_NONE;
 	sp->tls_verify = r->tls == ROUTE_TLS_VERIFY;
-	/* the deadline bounds the whole; no single step may outlive it */
+	/* the deadline bounds the whole: no step is cut before it */
 	sp->timeouts = (struct smtpc_timeouts){
 		.connect_ms = ms, .greeting_ms = ms, .ehlo_ms = ms, .starttls_ms = ms,
 		.mail_ms = ms, .rcpt_ms = ms, .rset_ms = ms, .quit_ms = ms,
