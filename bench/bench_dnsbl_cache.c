@@ -33,6 +33,7 @@
 
 #include <event2/event.h>
 
+#include "bench_util.h"
 #include "config/config.h"
 #include "dns/dnsbl.h"
 #include "dns/dnsbl_cache.h"
@@ -58,24 +59,11 @@ struct bench {
 	size_t completed;
 };
 
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-
-static uint32_t next32(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 16);
-}
-
 /* CPU time of this thread (user + system), not wall time: the machine is shared, and time
  * spent descheduled is not what a lookup costs. */
 static double now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+	return bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -111,7 +99,7 @@ static void make_clients(struct bench *b, size_t n, size_t lookups)
 			abort();
 	}
 	for (size_t i = 0; i < lookups; i++)
-		b->order[i] = next32() % n;
+		b->order[i] = bench_next32() % n;
 }
 
 static void on_done(void *arg, struct dnsbl_query *q)

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "policy/engine.h"
 #include "policy/model.h"
 #include "store/store.h"
@@ -53,34 +54,16 @@ struct sample {
 	char domain[32];
 };
 
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-
-static uint32_t next32(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 16);
-}
-
-static double clock_ns(clockid_t id)
-{
-	struct timespec t;
-
-	clock_gettime(id, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
 static double now_ns(void)
 {
-	return clock_ns(CLOCK_MONOTONIC);
+	return bench_clock_ns(CLOCK_MONOTONIC);
 }
 
 /* The thread's CPU time: what the code cost, without the time the (shared, 2-core) machine
  * gave to others meanwhile. Not for single calls: it is a system call. */
 static double cpu_ns(void)
 {
-	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	return bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 static void v4(struct ip_addr *ip, uint32_t a)
@@ -111,13 +94,13 @@ static struct spec *gen_specs(void)
 	for (uint32_t t = 0; t < TENANTS; t++) {
 		for (uint32_t k = 0; k < PER_TENANT; k++) {
 			struct spec *s = &sp[t * PER_TENANT + k];
-			unsigned len = 24 + next32() % 9; /* /24 .. /32 */
-			uint32_t a = (10u << 24) | ((t & 0xff) << 16) | (next32() & 0xffff);
+			unsigned len = 24 + bench_next32() % 9; /* /24 .. /32 */
+			uint32_t a = (10u << 24) | ((t & 0xff) << 16) | (bench_next32() & 0xffff);
 			a &= len == 32 ? UINT32_MAX : ~(UINT32_MAX >> len);
 			v4(&s->net.net, a);
 			s->net.prefix = (uint8_t)(96 + len);
 			s->tenant = t + 1;
-			s->list = next32() % 4 ? IP_LIST_ALLOW : IP_LIST_BLOCK;
+			s->list = bench_next32() % 4 ? IP_LIST_ALLOW : IP_LIST_BLOCK;
 		}
 	}
 	return sp;
@@ -126,8 +109,8 @@ static struct spec *gen_specs(void)
 static void gen_samples(struct sample *sa, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		uint32_t t = next32() % TENANTS;
-		v4(&sa[i].ip, (10u << 24) | ((t & 0xff) << 16) | (next32() & 0xffff));
+		uint32_t t = bench_next32() % TENANTS;
+		v4(&sa[i].ip, (10u << 24) | ((t & 0xff) << 16) | (bench_next32() & 0xffff));
 		sa[i].tenant = t;
 		snprintf(sa[i].domain, sizeof(sa[i].domain), "t%u.example", t);
 	}

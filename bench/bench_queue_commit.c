@@ -34,6 +34,7 @@
 
 #include <event2/event.h>
 
+#include "bench_util.h"
 #include "event/bgjob.h"
 #include "queue/qfile.h"
 #include "queue/queue.h"
@@ -54,10 +55,7 @@ struct times {
 
 static double clock_s(clockid_t id)
 {
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return bench_clock_ns(id) / 1e9;
 }
 
 static struct times now(void)
