@@ -67,6 +67,21 @@ def wait_deferred(srv, qid, enh_prefix, timeout):
     return last_rcpt_record(srv, qid)
 
 
+def accepted_through(srv, ip, tag, ledger):
+    """One message for BOB from client ip, which must be accepted (a failing list never
+    rejects). Returns how long RCPT waited from the connection, and the acme tenant's verdict
+    header of the queued message."""
+    with Client(srv, ip) as c:
+        c.mail()
+        r = c.rcpt(BOB, timeout=5)
+        waited = time.monotonic() - c.t_connect
+        assert_accept(r)
+        assert ledger.data(c, body(tag)).code == 250
+        c.quit()
+    (qid,) = ledger.acked
+    return waited, verdicts_by_tenant(srv.queue_file(qid))["acme"]
+
+
 # ============================================================================================
 # 1. The resolver is unreachable
 
@@ -88,16 +103,8 @@ def test_resolver_unreachable_dnsbl_fails_open(mxgate_factory, how):
                              extra_sections=policy_config(resolver, timeout_ms=700)
                              + zen_section())
         ledger = Ledger()
-        with Client(srv, "192.0.2.11") as c:
-            c.mail()
-            r = c.rcpt(BOB, timeout=5)
-            waited = time.monotonic() - c.t_connect
-            assert_accept(r)
-            assert ledger.data(c, body("resolver-down")).code == 250
-            c.quit()
+        waited, v = accepted_through(srv, "192.0.2.11", "resolver-down", ledger)
         assert waited <= 0.7 + SLACK, f"RCPT answered after {waited:.2f} s"
-        (qid,) = ledger.acked
-        v = verdicts_by_tenant(srv.queue_file(qid))["acme"]
         if how == "closed-port":
             # ICMP port unreachable: the resolver error comes at once, before the deadline
             assert (v["dnsbl"], v["reason"]) == ("error:zen", "dnsbl-clean"), v
@@ -275,16 +282,8 @@ def test_garbage_or_refusal_is_never_a_listing(garbage_srv, ip):
     srv = garbage_srv
     _, state, detail = GARBAGE[ip]
     ledger = Ledger()
-    with Client(srv, ip) as c:
-        c.mail()
-        r = c.rcpt(BOB, timeout=5)
-        waited = time.monotonic() - c.t_connect
-        assert_accept(r)
-        assert ledger.data(c, body("garbage")).code == 250
-        c.quit()
+    waited, v = accepted_through(srv, ip, "garbage", ledger)
     assert waited <= GARBAGE_TIMEOUT_MS / 1000 + SLACK, waited
-    (qid,) = ledger.acked
-    v = verdicts_by_tenant(srv.queue_file(qid))["acme"]
     tag = {"list-error": "error:bad", "resolver-error": "error:bad", "timeout": "timeout:bad",
            "not-listed": "clean"}[state]
     assert v["dnsbl"] == tag and v["reason"] in ("dnsbl-clean", "dnsbl-timeout"), v
