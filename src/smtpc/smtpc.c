@@ -6,10 +6,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -742,6 +744,22 @@ static void on_write(struct bufferevent *bev, void *arg)
 	release(c);
 }
 
+/* The errno of the failed read or write (libevent keeps it for the event callback), else the
+ * socket's pending error; 0 when neither says. */
+static int socket_error(struct bufferevent *bev)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	socklen_t len = sizeof(err);
+	int fd = (int)bufferevent_getfd(bev);
+
+	if (err != 0 && err != EAGAIN && err != EINTR)
+		return err;
+	err = 0;
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return 0;
+	return err;
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtpc *c = arg;
@@ -755,12 +773,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	} else if (what & BEV_EVENT_EOF) {
 		conn_failed(c, "lost connection", NULL);
 	} else if (what & BEV_EVENT_ERROR) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-		int fd = (int)bufferevent_getfd(bev);
-		if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-			err = 0;
-		conn_failed(c, "connection error", err ? strerror(err) : NULL);
+		int err = socket_error(bev);
+		/* A reset or a write into a closed socket is the peer going away, like EOF: which of
+		 * the three we see depends only on timing (was the FIN read before our write?). */
+		bool gone = err == ECONNRESET || err == EPIPE || err == ECONNABORTED;
+		conn_failed(c, gone ? "lost connection" : "connection error", err ? strerror(err) : NULL);
 	}
 	release(c);
 }

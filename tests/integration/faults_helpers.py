@@ -24,6 +24,7 @@ import re
 import selectors
 import socket
 import sqlite3
+import struct
 import subprocess
 import threading
 import time
@@ -138,6 +139,7 @@ class FaultProxy:
         proxy = FaultProxy(host, port, downstream.host, downstream.port)
         proxy.set_mode("stall", after=2000)    # the next connections stall after 2000 body bytes
         proxy.set_mode("close", after=2000)    # ... close the client's connection instead
+        proxy.set_mode("reset", after=2000)    # ... reset it (RST, not FIN)
         proxy.set_mode("pass")
         proxy.down(); proxy.up()               # refused / listening again on the same port
         proxy.faults                           # [(mode, monotonic time)] of faults injected
@@ -172,7 +174,7 @@ class FaultProxy:
         return f"{self.host}:{self.port}"
 
     def set_mode(self, mode, after=0):
-        assert mode in ("pass", "stall", "close"), mode
+        assert mode in ("pass", "stall", "close", "reset"), mode
         with self._lock:
             self.mode, self.after = mode, after
         self._set_rcvbuf()
@@ -272,7 +274,10 @@ class FaultProxy:
         with self._lock:
             self.faults.append((mode, time.monotonic()))
         up.close()
-        if mode == "close":
+        if mode == "reset":
+            # linger 0: close() sends RST, so the client's next read or write fails
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if mode in ("close", "reset"):
             client.close()
 
 

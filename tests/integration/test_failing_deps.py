@@ -374,13 +374,15 @@ def test_downstream_stalls_mid_data_deferred_then_delivered(relay, size, timeout
     assert len(ds.snapshot()) == 1
 
 
-def test_downstream_closes_mid_data_deferred_then_delivered(relay):
-    """The connection closed after part of the body: 4.4.2 at once, delivered on the retry
-    (the partial transaction never counts as delivered)."""
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_downstream_closes_mid_data_deferred_then_delivered(relay, how):
+    """The connection closed (FIN) or reset (RST) after part of the body: 4.4.2 at once, named
+    "lost connection" either way, delivered on the retry (the partial transaction never counts
+    as delivered)."""
     srv, proxy, ds = relay()
-    proxy.set_mode("close", after=2_000)
+    proxy.set_mode(how, after=2_000)
     ledger = Ledger()
-    msg = body("close", 50_000)
+    msg = body(how, 50_000)
     assert ledger.submit(srv.port, msg, rcpts=[BOB]).code == 250
     (qid,) = ledger.acked
     rec = wait_deferred(srv, qid, "4.4.2", timeout=6)
