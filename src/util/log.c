@@ -8,11 +8,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/pid.h"
+
 #define LOG_LINE_MAX 2048
 
 static int log_syslog;
 static int log_worker = -1;
 static enum log_level log_min = LOG_LVL_INFO;
+
+/* The line's "YYYY-MM-DDTHH:MM:SS", formatted once per second and thread, not per line. */
+static _Thread_local time_t stamp_sec = -1;
+static _Thread_local char stamp[32];
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 static const int syslog_prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
@@ -43,10 +49,14 @@ static void log_emit(enum log_level lvl, const char *fmt, va_list ap)
 		struct tm tm;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-		n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ldZ mxgate[%d] ",
-			      ts.tv_nsec / 1000000, (int)getpid());
+		if (ts.tv_sec != stamp_sec) {
+			gmtime_r(&ts.tv_sec, &tm);
+			if (strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+				stamp[0] = '\0';
+			stamp_sec = ts.tv_sec;
+		}
+		n = snprintf(line, sizeof(line), "%s.%03ldZ mxgate[%d] ", stamp,
+			     ts.tv_nsec / 1000000, (int)pid_self());
 	}
 	n += snprintf(line + n, sizeof(line) - (size_t)n, "%s ", level_names[lvl]);
 	if (log_worker >= 0)
