@@ -7,8 +7,9 @@
  *
  *   queue    the real queue module (src/queue, its background thread, a libevent loop): rounds
  *            of --batch messages begun, written and committed together (a group commit, as
- *            --batch sessions finishing DATA at once), then each retired into pool/ as the
- *            queue manager does after delivery, so that the next rounds reuse spare files;
+ *            --batch sessions finishing DATA at once), then each retired as the queue
+ *            manager does after delivery (its incoming/ name removed: the file is a spare of
+ *            the slot again), so that the next rounds reuse spare files;
  *   segment  the same messages (the same queue-file bytes) appended to one file with one
  *            fdatasync per round: no file, rename or directory sync per message. A sketch of
  *            the design, not an implementation: no reader, no compaction.
@@ -149,7 +150,7 @@ static void run_queue(const struct opts *o, const char *body, struct times *t, d
 		}
 		double r0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
 		for (unsigned i = 0; i < o->batch; i++)
-			queue_retire(q, qids[i], o->size + 512);
+			queue_retire(q, qids[i], o->size + 512, 2); /* the writer kept its name */
 		*retire_cpu += clock_s(CLOCK_PROCESS_CPUTIME_ID) - r0;
 	}
 	struct times t1 = now();

@@ -54,6 +54,7 @@ struct attempt {
 	const char *load_why;
 	char *buf;
 	size_t len;
+	unsigned links; /* of the queue file: 2 while its writer keeps its name (queue_retire) */
 	int fd;
 	struct qfile_env env;
 	struct qstate st;
@@ -193,6 +194,7 @@ static void load_work(void *arg)
 		return;
 	}
 	a->len = (size_t)sb.st_size;
+	a->links = (unsigned)sb.st_nlink;
 	a->buf = xmalloc(a->len + 1);
 	if (pread(a->fd, a->buf, a->len, 0) != (ssize_t)a->len) {
 		a->load_errno = EIO;
@@ -372,7 +374,7 @@ static void remove_work(void *arg)
 	struct attempt *a = arg;
 
 	/* a crash before the next line leaves an orphan log: scan() sweeps it */
-	queue_retire(a->q->queue, a->id, a->len);
+	queue_retire(a->q->queue, a->id, a->len, a->links);
 	unlink(a->spath);
 }
 
@@ -590,7 +592,7 @@ static void close_work(void *arg)
 		qstate_append_word(a->spath, a->report_kind == NDR_FAILURE ? "reported" : "warned",
 				   a->report_kind == NDR_FAILURE ? a->report_qid : "1");
 	if (a->final && !a->report_failed) {
-		queue_retire(a->q->queue, a->id, a->len); /* as in remove_work */
+		queue_retire(a->q->queue, a->id, a->len, a->links); /* as in remove_work */
 		unlink(a->spath);
 	}
 }

@@ -321,7 +321,10 @@ static int setup(struct qmgr *q, const struct config *cfg, unsigned slot)
 	if (!q->store)
 		log_warn("qmgr: policy store: %s (reports go by MX)", err);
 	q->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (q->inotify_fd >= 0 && inotify_add_watch(q->inotify_fd, q->incoming, IN_MOVED_TO) >= 0) {
+	/* a commit links a finished file into incoming/ (IN_CREATE); one moved in by hand counts
+	 * too (IN_MOVED_TO) */
+	if (q->inotify_fd >= 0 &&
+	    inotify_add_watch(q->inotify_fd, q->incoming, IN_CREATE | IN_MOVED_TO) >= 0) {
 		q->inotify_ev = event_new(q->base, q->inotify_fd, EV_READ | EV_PERSIST, on_inotify, q);
 		event_add(q->inotify_ev, NULL);
 	}

@@ -2,12 +2,19 @@
  *
  * Spare files: creating and deleting an inode per message was the most expensive thing a
  * worker did (docs/performance.md: on ext4 inode allocation scans past every inode freed in the
- * last minute), so queue files are reused. A slot's stock of spares lives in tmp/SLOT/; the
- * queue manager renames a finished message's file into pool/ instead of unlinking it, and a
- * worker whose stock runs low claims a batch from pool/ on its background thread (a rename into
- * its own directory). A new message overwrites a spare from its start and cuts what is left of
- * the old content before the sync: the file keeps its blocks, so a message of similar size
- * allocates and frees nothing. A spare is never read as a message: only incoming/ is.
+ * last minute), so queue files are reused. A slot's files live in tmp/SLOT/ and a commit links
+ * the file into incoming/ under the message's id, keeping its name in tmp/SLOT/: while the
+ * message is queued the file has two links, and when the queue manager is done it removes
+ * its incoming/ name, which frees nothing and leaves a spare, a file of tmp/SLOT/ with one
+ * link. The slot's stock is a ring of its names, each committed name going to the back, so
+ * by the time it comes round again its message is normally delivered; one found still linked
+ * goes to the back again. A name that finds the stock full at its commit is removed (the
+ * message keeps its incoming/ one): a backlog does not grow tmp/SLOT/ past the stock's
+ * bound. A file whose writer's name is gone goes to pool/ when delivered, and a slot whose
+ * stock runs low claims from pool/ on its background thread (a rename into its own
+ * directory). A new message overwrites a spare from its start and cuts what is left of the old
+ * content before the sync: the file keeps its blocks, so a message of similar size allocates
+ * and frees nothing. A spare is never read as a message: only incoming/ is.
  *
  * Group commit: while one batch is being synced on the background thread, newly committed
  * messages collect in `pending`; when the batch is done they all go in the next one. Under
@@ -46,6 +53,9 @@
  * while pool/ is empty, one directory read per few messages, not per message. Kept short: a
  * new file costs far more than a directory read (docs/performance.md). */
 #define QUEUE_REFILL_PAUSE 8
+/* Names of queued files (still linked in incoming/) a new message looks past before it takes
+ * a new file: each costs an open and a stat; the stock grows instead. */
+#define QUEUE_BUSY_PROBES 2
 /* pool/ holds at most this many files, each at most QUEUE_RECYCLE_MAX bytes (bigger ones are
  * removed): a bound on the disk that spares keep, 256 MiB at worst, ~5 MiB for 5 KB mail. Its
  * size is counted again after QUEUE_POOL_RECOUNT retirements once the estimate is at the bound
@@ -64,8 +74,8 @@ struct queue {
 	struct bgjob_queue *bg;
 	struct queue_msg *pending, **pending_tail;
 	int inflight;
-	spare_name *stock;
-	size_t nstock;
+	spare_name *stock; /* a ring: nstock names from stock_head on */
+	size_t stock_head, nstock;
 	int refilling;
 	unsigned refill_pause;
 	/* queue_retire's estimate of pool/'s size; background thread only */
@@ -78,12 +88,13 @@ struct queue_msg {
 	int fd;
 	int err;
 	char qid[QUEUE_ID_LEN + 1];
-	spare_name name;   /* the file's name in slot_dir until it is renamed to incoming/qid */
+	spare_name name;   /* the file's name in slot_dir, kept after the commit links it */
 	off_t spare_size;  /* what the reused file held before: cut to file_len at commit */
 	uint64_t file_len; /* bytes written */
 	uint64_t body_len;
 	size_t blen;
 	char *buf;
+	int linked;        /* the commit linked it into incoming/ (it may have been withdrawn) */
 	queue_commit_fn *done;
 	void *arg;
 	struct queue_msg *next;
@@ -133,6 +144,23 @@ static unsigned count_files(const char *dir)
 	return n;
 }
 
+/* Appends a name to the stock; -1 when it is full. */
+static int stock_push(struct queue *q, const char *name)
+{
+	if (q->nstock >= QUEUE_STOCK_MAX)
+		return -1;
+	memcpy(q->stock[(q->stock_head + q->nstock++) % QUEUE_STOCK_MAX], name, sizeof(spare_name));
+	return 0;
+}
+
+/* Takes the name at the front of a stock that is not empty. */
+static void stock_pop(struct queue *q, char *name)
+{
+	memcpy(name, q->stock[q->stock_head], sizeof(spare_name));
+	q->stock_head = (q->stock_head + 1) % QUEUE_STOCK_MAX;
+	q->nstock--;
+}
+
 /* Takes the spares a previous process in this slot left (one may be a message half written when
  * it died: a spare like the others) within the bounds of spares: at most QUEUE_STOCK_MAX of at
  * most QUEUE_RECYCLE_MAX bytes; removes the rest. Runs before the loop. */
@@ -149,10 +177,9 @@ static void stock_adopt(struct queue *q)
 		if (!id_queue_valid(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", q->slot_dir, de->d_name);
-		if (q->nstock < QUEUE_STOCK_MAX && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
-		    sb.st_size <= QUEUE_RECYCLE_MAX)
-			memcpy(q->stock[q->nstock++], de->d_name, sizeof(spare_name));
-		else
+		/* a name still linked in incoming/ is taken too: msg_open looks before writing */
+		if (!(stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size <= QUEUE_RECYCLE_MAX &&
+		      stock_push(q, de->d_name) == 0))
 			unlink(path);
 	}
 	closedir(d);
@@ -231,8 +258,8 @@ static void refill_done(void *arg)
 
 	/* names that find no room (aborts filled the stock meanwhile) stay in slot_dir, unused
 	 * until the next process in this slot adopts them */
-	for (size_t i = 0; i < r->got && q->nstock < QUEUE_STOCK_MAX; i++)
-		memcpy(q->stock[q->nstock++], r->names[i], sizeof(spare_name));
+	for (size_t i = 0; i < r->got && stock_push(q, r->names[i]) == 0; i++)
+		;
 	q->stats.spares_claimed += r->got;
 	if (r->got < r->want)
 		q->refill_pause = QUEUE_REFILL_PAUSE;
@@ -260,25 +287,38 @@ static void stock_refill(struct queue *q)
 }
 
 /* The file for a new message: a spare when there is one (no inode allocated), else a new file
- * named after the message. */
+ * named after the message. Only a file with one link is a spare: two mean its message is
+ * still in incoming/, and writing it would destroy a queued message. At most
+ * QUEUE_BUSY_PROBES such names are looked at per message: the stock grows instead (the new
+ * file joins it), until its front is usually delivered. */
 static int msg_open(struct queue *q, struct queue_msg *m)
 {
 	char path[PATH_MAX];
 	struct stat sb;
+	unsigned busy = 0;
+	size_t probes = q->nstock;
 	int fd;
 
-	while (q->nstock > 0) {
-		memcpy(m->name, q->stock[--q->nstock], sizeof(spare_name));
+	while (probes-- > 0 && busy < QUEUE_BUSY_PROBES) {
+		stock_pop(q, m->name);
 		slot_path(q, m->name, path, sizeof(path));
 		fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd >= 0 && fstat(fd, &sb) == 0) {
+		if (fd < 0)
+			continue; /* gone: forgotten */
+		int known = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+		if (known && sb.st_nlink == 1) {
 			m->spare_size = sb.st_size;
 			q->stats.spares_used++;
 			stock_refill(q);
 			return fd;
 		}
-		if (fd >= 0)
-			close(fd);
+		close(fd);
+		if (known) {
+			/* queued: to the back (there is room: it was just taken out) */
+			stock_push(q, m->name);
+			q->stats.spares_busy++;
+			busy++;
+		}
 	}
 	stock_refill(q);
 	memcpy(m->name, m->qid, sizeof(spare_name));
@@ -363,9 +403,9 @@ void queue_msg_abort(struct queue_msg **mp)
 	if (!m)
 		return;
 	close(m->fd);
-	if (m->q->nstock < QUEUE_STOCK_MAX && m->file_len <= QUEUE_RECYCLE_MAX &&
-	    m->spare_size <= QUEUE_RECYCLE_MAX) {
-		memcpy(m->q->stock[m->q->nstock++], m->name, sizeof(spare_name)); /* a spare again */
+	if (m->file_len <= QUEUE_RECYCLE_MAX && m->spare_size <= QUEUE_RECYCLE_MAX &&
+	    stock_push(m->q, m->name) == 0) {
+		/* a spare again */
 	} else {
 		slot_path(m->q, m->name, path, sizeof(path));
 		unlink(path);
@@ -374,7 +414,8 @@ void queue_msg_abort(struct queue_msg **mp)
 	*mp = NULL;
 }
 
-/* Background thread: make each file durable, move it into incoming/, sync the directory once.
+/* Background thread: make each file durable, link it into incoming/ (its tmp/SLOT name stays),
+ * sync the directory once.
  *
  * Writeback of every file in the batch is started first, so the disk sees all of it at once;
  * the first fdatasync then commits the journal transaction that holds every file's new size,
@@ -385,7 +426,7 @@ static void batch_work(void *arg)
 	struct batch *b = arg;
 	struct queue *q = b->q;
 	char from[PATH_MAX], to[PATH_MAX];
-	int renamed = 0;
+	int linked = 0;
 
 	for (struct queue_msg *m = b->msgs; m; m = m->next) {
 		off_t len = (off_t)m->file_len;
@@ -402,16 +443,17 @@ static void batch_work(void *arg)
 		m->fd = -1;
 		slot_path(q, m->name, from, sizeof(from));
 		snprintf(to, sizeof(to), "%s/%s", q->in_dir, m->qid);
-		if (!m->err && rename(from, to) < 0)
+		if (!m->err && link(from, to) < 0)
 			m->err = errno;
 		if (m->err)
 			unlink(from);
 		else
-			renamed++;
+			linked = m->linked = 1;
 	}
-	if (renamed && fsync(q->in_dirfd) < 0) {
+	if (linked && fsync(q->in_dirfd) < 0) {
 		int e = errno;
-		/* The renames may not survive a crash: withdraw them rather than acknowledge. */
+		/* The links may not survive a crash: withdraw them rather than acknowledge (the
+		 * files are spares again). */
 		for (struct queue_msg *m = b->msgs; m; m = m->next) {
 			if (m->err)
 				continue;
@@ -423,6 +465,19 @@ static void batch_work(void *arg)
 }
 
 static void batch_start(struct queue *q);
+
+/* A committed file's name goes to the back of the stock: a spare once its message is
+ * delivered. With the stock full, or for a file too big to keep as a spare, the name goes (the
+ * message keeps its incoming/ one). */
+static void stock_return(struct queue *q, const char *name, uint64_t file_len)
+{
+	char path[PATH_MAX];
+
+	if (file_len <= QUEUE_RECYCLE_MAX && stock_push(q, name) == 0)
+		return;
+	slot_path(q, name, path, sizeof(path));
+	unlink(path);
+}
 
 static void batch_done(void *arg)
 {
@@ -440,6 +495,8 @@ static void batch_done(void *arg)
 			q->stats.committed++;
 			q->stats.fsyncs++;
 		}
+		if (m->linked)
+			stock_return(q, m->name, m->file_len);
 		m->done(m->arg, m->err);
 		msg_free(m);
 	}
@@ -498,11 +555,16 @@ static int pool_has_room(struct queue *q)
 	return q->pool_files < QUEUE_POOL_MAX;
 }
 
-void queue_retire(struct queue *q, const char *qid, uint64_t size)
+void queue_retire(struct queue *q, const char *qid, uint64_t size, unsigned links)
 {
 	char path[PATH_MAX], to[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/%s", q->in_dir, qid);
+	/* the writer's tmp/SLOT name holds the file too: removing ours leaves it a spare there */
+	if (links > 1) {
+		unlink(path);
+		return;
+	}
 	if (size <= QUEUE_RECYCLE_MAX && pool_has_room(q)) {
 		snprintf(to, sizeof(to), "%s/%s", q->pool_dir, qid);
 		if (rename(path, to) == 0) {
@@ -545,9 +607,10 @@ static void slot_dir_retire(const char *dir, const char *pool_dir, unsigned *poo
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		snprintf(to, sizeof(to), "%s/%s", pool_dir, de->d_name);
+		/* a file with two links is a queued message: only this name of it goes */
 		if (id_queue_valid(de->d_name) && *pool_files < QUEUE_POOL_MAX &&
-		    lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size <= QUEUE_RECYCLE_MAX &&
-		    rename(path, to) == 0)
+		    lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink == 1 &&
+		    sb.st_size <= QUEUE_RECYCLE_MAX && rename(path, to) == 0)
 			(*pool_files)++;
 		else
 			unlink(path);

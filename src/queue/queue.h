@@ -2,10 +2,11 @@
  *
  * A message is written to a file of the process's own directory queue/tmp/SLOT while DATA
  * arrives, closed with an END record, then committed: a background thread fsyncs the file,
- * renames it to queue/incoming/ID and fsyncs that directory, for all messages that are waiting
+ * links it into queue/incoming/ID and fsyncs that directory, for all messages that are waiting
  * at once (group commit). Only after that does the caller's callback run and the client get its
- * 250. A file in tmp/ is never delivered; a file in incoming/ is complete. Files are reused: a
- * finished message's file goes to queue/pool/ (queue_retire) and becomes a new message's. */
+ * 250. A file in tmp/ is never delivered; a file in incoming/ is complete. Files are reused:
+ * the file keeps its tmp/SLOT name, and once the message has left incoming/ (queue_retire) it
+ * is a spare there for a new message; files without that name go to queue/pool/. */
 #ifndef MXG_QUEUE_H
 #define MXG_QUEUE_H
 
@@ -66,15 +67,19 @@ typedef void queue_commit_fn(void *arg, int status);
 /* Ends the message and makes it durable; done() runs on the loop afterwards. Takes *m. */
 void queue_msg_commit(struct queue_msg **m, queue_commit_fn *done, void *arg);
 
-/* The message qid (size bytes) has left the queue: its file in incoming/ becomes a spare in
- * pool/, or is removed when pool/ is full or the file big. Blocks: background thread only (one
+/* The message qid (size bytes, links: its link count when it was loaded) has left the queue.
+ * With more than one link its incoming/ name is removed, which leaves the file a spare of the
+ * slot that wrote it; a file without a tmp/SLOT name becomes a spare in pool/, or is removed
+ * when pool/ is full or the file big. A stale count is safe: links only go down once a message
+ * is committed, and a file is written only when it has one. Blocks: background thread only (one
  * thread per queue). */
-void queue_retire(struct queue *q, const char *qid, uint64_t size);
+void queue_retire(struct queue *q, const char *qid, uint64_t size, unsigned links);
 
 /* Counters for logs and benchmarks. */
 struct queue_stats {
 	uint64_t committed, failed, batches, fsyncs;
 	uint64_t spares_used, spares_claimed; /* messages written to a reused file; files from pool/ */
+	uint64_t spares_busy; /* names looked past: their message was still queued */
 };
 void queue_get_stats(const struct queue *q, struct queue_stats *st);
 

@@ -161,9 +161,10 @@ static void log_queue_stats(const struct queue *q)
 
 	queue_get_stats(q, &st);
 	log_info("queue committed=%llu failed=%llu batches=%llu spares_used=%llu "
-		 "spares_claimed=%llu", (unsigned long long)st.committed,
+		 "spares_claimed=%llu spares_busy=%llu", (unsigned long long)st.committed,
 		 (unsigned long long)st.failed, (unsigned long long)st.batches,
-		 (unsigned long long)st.spares_used, (unsigned long long)st.spares_claimed);
+		 (unsigned long long)st.spares_used, (unsigned long long)st.spares_claimed,
+		 (unsigned long long)st.spares_busy);
 }
 
 static void worker_teardown(struct worker *w)

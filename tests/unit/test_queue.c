@@ -362,55 +362,134 @@ static struct queue_stats stats(const struct fixture *f)
 
 /* ---- commit and retire -------------------------------------------------------------------- */
 
-/* A body bigger than the 64 KiB write buffer reaches incoming/ whole; tmp/ keeps no bytes. */
+/* A body bigger than the 64 KiB write buffer reaches incoming/ whole. The file keeps its
+ * tmp/SLOT name: one inode with two links while the message is queued. */
 static void test_commit(void **state)
 {
 	struct fixture *f = *state;
 	size_t len = 150000;
 	char *body = make_body(len, 'c');
-	char qid[QUEUE_ID_LEN + 1];
+	char qid[QUEUE_ID_LEN + 1], in[PATH_LEN], mine[PATH_LEN];
 
 	commit_msg(f, qid, body, len);
 	check_committed(f, qid, body, len);
 	assert_int_equal(count_files(f, "incoming", 0), 1);
-	assert_int_equal(count_files(f, SLOT_DIR, 1), 0);
+	assert_int_equal(count_files(f, SLOT_DIR, 0), 1);
+	qpath(f, "incoming", qid, in);
+	qpath(f, SLOT_DIR, qid, mine); /* a new file is named after its first message */
+	assert_int_equal(stat_of(mine).st_ino, stat_of(in).st_ino);
+	assert_int_equal(stat_of(in).st_nlink, 2);
 	assert_int_equal(stats(f).committed, 1);
 	assert_int_equal(stats(f).failed, 0);
 	assert_int_equal(stats(f).spares_used, 0); /* nothing to reuse in a new data dir */
 	free(body);
 }
 
-/* A small file moves to pool/ (the same inode); one bigger than RECYCLE_MAX is removed. */
+/* A committed message's file: retiring it removes its incoming/ name only, and the file is a
+ * spare of its slot (one link), nothing in pool/. A file with one link (its writer's name is
+ * gone) moves to pool/ (the same inode); one bigger than RECYCLE_MAX is removed. */
 static void test_retire(void **state)
 {
 	struct fixture *f = *state;
 	char *body = make_body(500, 'r');
-	char small[QUEUE_ID_LEN + 1], edge[QUEUE_ID_LEN + 1], big[QUEUE_ID_LEN + 1];
-	char in[PATH_LEN], pool[PATH_LEN];
+	char mine[QUEUE_ID_LEN + 1], small[QUEUE_ID_LEN + 1], edge[QUEUE_ID_LEN + 1];
+	char big[QUEUE_ID_LEN + 1], in[PATH_LEN], pool[PATH_LEN], slot[PATH_LEN];
 	ino_t ino;
 
-	commit_msg(f, small, body, 500);
+	commit_msg(f, mine, body, 500);
+	qpath(f, "incoming", mine, in);
+	qpath(f, SLOT_DIR, mine, slot);
+	ino = stat_of(in).st_ino;
+	queue_retire(f->q, mine, (uint64_t)stat_of(in).st_size, (unsigned)stat_of(in).st_nlink);
+	assert_false(exists(in));
+	assert_int_equal(stat_of(slot).st_ino, ino);
+	assert_int_equal(stat_of(slot).st_nlink, 1);
+	assert_int_equal(count_files(f, "pool", 0), 0);
+
+	test_qid(small, 1);
 	qpath(f, "incoming", small, in);
 	qpath(f, "pool", small, pool);
+	write_file(in, 500);
 	ino = stat_of(in).st_ino;
-	queue_retire(f->q, small, (uint64_t)stat_of(in).st_size);
+	queue_retire(f->q, small, 500, 1);
 	assert_false(exists(in));
 	assert_int_equal(stat_of(pool).st_ino, ino);
 
 	/* the size the caller gives decides; the limit itself is still recycled */
-	commit_msg(f, edge, body, 500);
-	queue_retire(f->q, edge, RECYCLE_MAX);
+	test_qid(edge, 2);
+	qpath(f, "incoming", edge, in);
+	write_file(in, 500);
+	queue_retire(f->q, edge, RECYCLE_MAX, 1);
 	qpath(f, "pool", edge, pool);
 	assert_true(exists(pool));
 
-	commit_msg(f, big, body, 500);
-	queue_retire(f->q, big, RECYCLE_MAX + 1);
+	test_qid(big, 3);
 	qpath(f, "incoming", big, in);
+	write_file(in, 500);
+	queue_retire(f->q, big, RECYCLE_MAX + 1, 1);
 	qpath(f, "pool", big, pool);
 	assert_false(exists(in));
 	assert_false(exists(pool));
 	assert_int_equal(count_files(f, "incoming", 0), 0);
 	free(body);
+}
+
+/* A queued message's file is never written: the next message finds its name still linked,
+ * puts it back at the end of the stock and writes a new file; the queued message is intact.
+ * Once that message is retired, its file is a later message's (the same inode). */
+static void test_queued_file_is_not_reused(void **state)
+{
+	struct fixture *f = *state;
+	char *body_a = make_body(3000, 'a'), *body_b = make_body(200, 'b');
+	char *body_c = make_body(100, 'c');
+	char a[QUEUE_ID_LEN + 1], b[QUEUE_ID_LEN + 1], c[QUEUE_ID_LEN + 1], path[PATH_LEN];
+	ino_t ino_a;
+
+	commit_msg(f, a, body_a, 3000);
+	commit_msg(f, b, body_b, 200);
+	assert_int_equal(stats(f).spares_busy, 1);
+	assert_int_equal(stats(f).spares_used, 0);
+	check_committed(f, a, body_a, 3000);
+	qpath(f, SLOT_DIR, a, path);
+	assert_int_equal(stat_of(path).st_nlink, 2);
+
+	qpath(f, "incoming", a, path);
+	ino_a = stat_of(path).st_ino;
+	queue_retire(f->q, a, (uint64_t)stat_of(path).st_size, (unsigned)stat_of(path).st_nlink);
+	commit_msg(f, c, body_c, 100);
+	assert_int_equal(stats(f).spares_used, 1);
+	qpath(f, "incoming", c, path);
+	assert_int_equal(stat_of(path).st_ino, ino_a);
+	check_committed(f, c, body_c, 100);
+	check_committed(f, b, body_b, 200);
+	free(body_a);
+	free(body_b);
+	free(body_c);
+}
+
+#define BACKLOG (STOCK_MAX + 4)
+
+/* A backlog (nothing is delivered): the stock fills up with names of queued files, then the
+ * names of new commits are dropped, so tmp/SLOT keeps at most STOCK_MAX names; no message is
+ * touched. */
+static void test_backlog_bounds_stock(void **state)
+{
+	struct fixture *f = *state;
+	char (*qids)[QUEUE_ID_LEN + 1] = calloc(BACKLOG, sizeof(*qids));
+	char *body = make_body(150, 'k');
+
+	assert_non_null(qids);
+	for (unsigned i = 0; i < BACKLOG; i++)
+		commit_msg(f, qids[i], body, 150);
+	assert_int_equal(stats(f).spares_used, 0);
+	assert_true(stats(f).spares_busy >= BACKLOG - 1);
+	assert_true(count_files(f, SLOT_DIR, 0) <= STOCK_MAX);
+	assert_true(count_files(f, SLOT_DIR, 0) < BACKLOG);
+	assert_int_equal(count_files(f, "incoming", 0), BACKLOG);
+	for (unsigned i = 0; i < BACKLOG; i++)
+		check_committed(f, qids[i], body, 150);
+	free(body);
+	free(qids);
 }
 
 /* ---- spares ------------------------------------------------------------------------------- */
@@ -429,40 +508,35 @@ static int has_inode(const ino_t *inos, size_t n, ino_t ino)
 	return 0;
 }
 
-/* Fills pool/ with REUSE_OLD long files and returns their inodes. The first begin of the new
- * queue found pool/ empty, so the refill pause is running when this returns. */
+/* Fills pool/ with REUSE_OLD files of one link (delivered messages whose writer's name was
+ * gone), each longer than the new messages, and returns their inodes. */
 static void fill_pool(struct fixture *f, ino_t inos[REUSE_OLD])
 {
-	char qids[REUSE_OLD][QUEUE_ID_LEN + 1], path[PATH_LEN];
-	char *body = make_body(REUSE_OLD_LEN, 'o');
+	char name[QUEUE_ID_LEN + 1], path[PATH_LEN];
 
-	for (int i = 0; i < REUSE_OLD; i++)
-		commit_msg(f, qids[i], body, REUSE_OLD_LEN);
-	assert_int_equal(stats(f).spares_used, 0);
-	for (int i = 0; i < REUSE_OLD; i++) {
-		qpath(f, "incoming", qids[i], path);
-		queue_retire(f->q, qids[i], (uint64_t)stat_of(path).st_size);
-		qpath(f, "pool", qids[i], path);
+	for (unsigned i = 0; i < REUSE_OLD; i++) {
+		test_qid(name, i + 1);
+		qpath(f, "incoming", name, path);
+		write_file(path, REUSE_OLD_LEN);
+		queue_retire(f->q, name, REUSE_OLD_LEN, 1);
+		qpath(f, "pool", name, path);
 		inos[i] = stat_of(path).st_ino;
 	}
 	assert_int_equal(count_files(f, "pool", 0), REUSE_OLD);
-	free(body);
 }
 
 /* A new message written into a file from pool/ holds exactly its own, shorter, content, and
- * reuse starts exactly when the refill pause says. While fill_pool committed, pool/ was empty:
- * the refills of its begins 1, 1 + (REFILL_PAUSE + 1), ... came back short, each starting a
- * pause of REFILL_PAUSE begins, and (REUSE_OLD - 1) % (REFILL_PAUSE + 1) begins of the last
- * pause are gone. Here the rest of that pause passes, one begin submits the refill (and still
- * creates its own file: the stock is empty until the refill is done), and the next one takes a
- * spare. */
+ * reuse starts when the stock says: the first begin finds the stock empty, submits a refill
+ * (and still creates its own file: the stock is empty until the refill is done), the second
+ * takes a spare. A refill that comes back short pauses the next REFILL_PAUSE refills: the
+ * stock's low mark is then passed without a look at pool/. */
 static void test_reuse_from_pool(void **state)
 {
 	struct fixture *f = *state;
 	char *body = make_body(REUSE_NEW_LEN, 'n');
 	char qid[QUEUE_ID_LEN + 1], path[PATH_LEN];
 	ino_t inos[REUSE_OLD];
-	int want = REFILL_PAUSE - (REUSE_OLD - 1) % (REFILL_PAUSE + 1) + 2, n;
+	int want = 2, n;
 
 	fill_pool(f, inos);
 	for (n = 1; n <= want + STOCK_BATCH; n++) {
@@ -476,9 +550,40 @@ static void test_reuse_from_pool(void **state)
 	qpath(f, "incoming", qid, path);
 	assert_true(has_inode(inos, REUSE_OLD, stat_of(path).st_ino));
 	check_committed(f, qid, body, REUSE_NEW_LEN);
-	/* the claimed files left pool/; the rest of them wait in tmp/SLOT */
+	/* the claimed files left pool/ for tmp/SLOT, beside the first message's own file */
 	assert_int_equal(count_files(f, "pool", 0), 0);
-	assert_int_equal(count_files(f, SLOT_DIR, 0), REUSE_OLD - 1);
+	assert_int_equal(count_files(f, SLOT_DIR, 0), REUSE_OLD + 1);
+	free(body);
+}
+
+/* A refill that comes back short (pool/ empty) pauses the next REFILL_PAUSE begins that find
+ * the stock low: they do not look at pool/; the begin after them does. Each message here is
+ * retired at once, so its file is the next one's and the stock stays low. */
+static void test_refill_pause(void **state)
+{
+	struct fixture *f = *state;
+	char *body = make_body(100, 'p');
+	char qid[QUEUE_ID_LEN + 1], name[QUEUE_ID_LEN + 1], path[PATH_LEN];
+	unsigned n;
+
+	commit_msg(f, qid, body, 100); /* its refill found pool/ empty */
+	qpath(f, "incoming", qid, path);
+	queue_retire(f->q, qid, 100, 2);
+	for (unsigned i = 0; i < 3; i++) {
+		test_qid(name, i + 1);
+		qpath(f, "incoming", name, path);
+		write_file(path, 100);
+		queue_retire(f->q, name, 100, 1);
+	}
+	for (n = 2; n <= REFILL_PAUSE + 3; n++) {
+		commit_msg(f, qid, body, 100);
+		queue_retire(f->q, qid, 100, 2);
+		if (stats(f).spares_claimed > 0)
+			break;
+	}
+	assert_int_equal(n, REFILL_PAUSE + 2);
+	assert_int_equal(stats(f).spares_claimed, 3);
+	assert_int_equal(count_files(f, "pool", 0), 0);
 	free(body);
 }
 
@@ -506,11 +611,11 @@ static void test_abort_keeps_spare(void **state)
 	body = make_body(small, 'b');
 	commit_msg(f, qid2, body, small);
 	assert_int_equal(stats(f).spares_used, 1);
-	assert_false(exists(path));
+	assert_int_equal(stat_of(path).st_nlink, 2); /* the spare's name, kept */
 	qpath(f, "incoming", qid2, path);
 	assert_int_equal(stat_of(path).st_ino, ino);
 	check_committed(f, qid2, body, small);
-	assert_int_equal(count_files(f, SLOT_DIR, 0), 0);
+	assert_int_equal(count_files(f, SLOT_DIR, 0), 1);
 	free(body);
 }
 
@@ -577,7 +682,7 @@ static void test_open_adopts_leftovers(void **state)
 	qpath(f, "incoming", qid, path);
 	assert_true(has_inode(inos, ADOPT_FILES, stat_of(path).st_ino));
 	check_committed(f, qid, body, 300);
-	assert_int_equal(count_files(f, SLOT_DIR, 0), ADOPT_FILES - 1);
+	assert_int_equal(count_files(f, SLOT_DIR, 0), ADOPT_FILES);
 	free(body);
 }
 
@@ -639,27 +744,41 @@ static void test_clean_tmp(void **state)
 }
 
 /* A previous run had more workers: the directories of slots that no process will have (>=
- * nslots) go, their spares into pool/ (a big one removed); the others stay as they are. */
+ * nslots) go, their spares into pool/ (a big one removed; a queued message's file, linked in
+ * incoming/ too, keeps that name only); the others stay as they are. */
 static void test_clean_tmp_unused_slots(void **state)
 {
 	struct fixture *f = *state;
 	char name[QUEUE_ID_LEN + 1], kept[PATH_LEN], big[PATH_LEN], dir[PATH_LEN];
+	char queued[PATH_LEN], in[PATH_LEN];
 	unsigned removed = 99;
 
 	make_dirs(f, "tmp/1");
 	make_dirs(f, "tmp/6");
 	make_dirs(f, "tmp/07"); /* not a slot's name: left alone */
+	make_dirs(f, "incoming");
 	link_files(f, "tmp/1", 1, 3);
-	link_files(f, "tmp/6", 10, 5);
+	for (unsigned i = 10; i < 15; i++) {
+		test_qid(name, i);
+		qpath(f, "tmp/6", name, dir);
+		write_file(dir, 100);
+	}
 	test_qid(name, 20);
 	qpath(f, "tmp/6", name, big);
 	write_file(big, RECYCLE_MAX + 1);
+	test_qid(name, 21);
+	qpath(f, "tmp/6", name, queued);
+	qpath(f, "incoming", name, in);
+	write_file(queued, 700);
+	assert_int_equal(link(queued, in), 0);
 	qpath(f, "tmp/1", NULL, kept);
 
 	assert_int_equal(queue_clean_tmp(f->root, 6, &removed), 0);
 	assert_int_equal(removed, 0);
 	assert_int_equal(count_files(f, "tmp/1", 0), 3);
 	assert_int_equal(count_files(f, "pool", 0), 5);
+	assert_int_equal(stat_of(in).st_nlink, 1);
+	assert_int_equal(stat_of(in).st_size, 700);
 	qpath(f, "tmp/6", NULL, dir);
 	assert_false(exists(dir));
 	qpath(f, "tmp/07", NULL, dir);
@@ -678,7 +797,7 @@ static void retire_new(struct fixture *f, unsigned first, unsigned n)
 	link_files(f, "incoming", first, n);
 	for (unsigned i = first; i < first + n; i++) {
 		test_qid(name, i);
-		queue_retire(f->q, name, 100);
+		queue_retire(f->q, name, 100, 1); /* as if the writer's name were gone */
 	}
 }
 
@@ -729,7 +848,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queued_file_is_not_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backlog_bounds_stock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reuse_from_pool, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refill_pause, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_keeps_spare, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_big_removes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_adopts_leftovers, setup_unopened, teardown),
