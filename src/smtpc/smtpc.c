@@ -6,7 +6,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdbool.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -776,7 +775,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		int err = socket_error(bev);
 		/* A reset or a write into a closed socket is the peer going away, like EOF: which of
 		 * the three we see depends only on timing (was the FIN read before our write?). */
-		bool gone = err == ECONNRESET || err == EPIPE || err == ECONNABORTED;
+		int gone = err == ECONNRESET || err == EPIPE || err == ECONNABORTED;
 		conn_failed(c, gone ? "lost connection" : "connection error", err ? strerror(err) : NULL);
 	}
 	release(c);
