@@ -26,24 +26,29 @@ struct sink {
 	size_t n;
 };
 
-static void emit(struct sink *k, const char *bytes, size_t n)
+/* Counts n more octets of the line and of the message; sets the flag of a limit passed. */
+static void count(struct datastream *ds, size_t n)
 {
-	struct datastream *ds = k->ds;
-
 	ds->line_len += n;
 	if (ds->line_len > SMTP_TEXT_LINE_MAX)
 		ds->flags |= DS_LINE_TOO_LONG;
 	ds->size += n;
 	if (ds->size > ds->max_size)
 		ds->flags |= DS_TOO_BIG;
-	if (ds->flags)
+}
+
+/* n octets as one piece (a CRLF stays whole): all written, or none once a flag is set. */
+static void emit(struct sink *k, const char *bytes, size_t n)
+{
+	count(k->ds, n);
+	if (k->ds->flags)
 		return;
 	memcpy(k->out + k->n, bytes, n);
 	k->n += n;
 }
 
-/* emit() for a run of ordinary bytes: writes exactly the prefix that emitting them one by one
- * would write (the bytes before the first one past a limit), sets the same flags. */
+/* A run of ordinary bytes: writes exactly the prefix that emitting them one by one would write
+ * (the bytes before the first one past a limit), sets the same flags. */
 static void emit_run(struct sink *k, const char *bytes, size_t n)
 {
 	struct datastream *ds = k->ds;
@@ -57,12 +62,7 @@ static void emit_run(struct sink *k, const char *bytes, size_t n)
 		memcpy(k->out + k->n, bytes, fit);
 		k->n += fit;
 	}
-	ds->line_len += n;
-	if (ds->line_len > SMTP_TEXT_LINE_MAX)
-		ds->flags |= DS_LINE_TOO_LONG;
-	ds->size += n;
-	if (ds->size > ds->max_size)
-		ds->flags |= DS_TOO_BIG;
+	count(ds, n);
 }
 
 /* The end of the run of ordinary bytes (neither CR nor LF) that starts at in[i]. */
