@@ -283,8 +283,8 @@ static int cmd_serve(int argc, char **argv)
 	become_unprivileged(cfg);
 	prepare_data_dir(cfg, setup.nworkers + 1);
 	if (cfg->max_sessions_per_ip || cfg->max_connect_rate) {
-		/* a process per worker, their successors during a reload, and the queue manager */
-		setup.clients = iptable_create(cfg->max_sessions, 2 * (setup.nworkers + 1));
+		/* a column per process slot: the workers, the queue manager, their reload successors */
+		setup.clients = iptable_create(cfg->max_sessions, workers_nslots(setup.nworkers + 1));
 		if (!setup.clients)
 			fatal("cannot create the per-client table: %m");
 	}
