@@ -555,9 +555,23 @@ static int pool_has_room(struct queue *q)
 	return q->pool_files < QUEUE_POOL_MAX;
 }
 
+/* A file no process keeps: into pool/ under the same name when keep says it fits there,
+ * else removed. */
+static void pool_put(const char *path, const char *pool_dir, const char *name, int keep,
+		     unsigned *pool_files)
+{
+	char to[PATH_MAX];
+
+	snprintf(to, sizeof(to), "%s/%s", pool_dir, name);
+	if (keep && rename(path, to) == 0)
+		(*pool_files)++;
+	else
+		unlink(path);
+}
+
 void queue_retire(struct queue *q, const char *qid, uint64_t size, unsigned links)
 {
-	char path[PATH_MAX], to[PATH_MAX];
+	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/%s", q->in_dir, qid);
 	/* the writer's tmp/SLOT name holds the file too: removing ours leaves it a spare there */
@@ -565,14 +579,8 @@ void queue_retire(struct queue *q, const char *qid, uint64_t size, unsigned link
 		unlink(path);
 		return;
 	}
-	if (size <= QUEUE_RECYCLE_MAX && pool_has_room(q)) {
-		snprintf(to, sizeof(to), "%s/%s", q->pool_dir, qid);
-		if (rename(path, to) == 0) {
-			q->pool_files++;
-			return;
-		}
-	}
-	unlink(path);
+	pool_put(path, q->pool_dir, qid, size <= QUEUE_RECYCLE_MAX && pool_has_room(q),
+		 &q->pool_files);
 }
 
 /* A slot number as a directory name: decimal digits only, no leading zero. */
@@ -595,7 +603,7 @@ static int slot_dir_name(const char *name, unsigned *slot_r)
  * bounds of queue_retire), the rest is removed, then the directory. */
 static void slot_dir_retire(const char *dir, const char *pool_dir, unsigned *pool_files)
 {
-	char path[PATH_MAX], to[PATH_MAX];
+	char path[PATH_MAX];
 	struct dirent *de;
 	struct stat sb;
 	DIR *d = opendir(dir);
@@ -606,14 +614,11 @@ static void slot_dir_retire(const char *dir, const char *pool_dir, unsigned *poo
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		snprintf(to, sizeof(to), "%s/%s", pool_dir, de->d_name);
 		/* a file with two links is a queued message: only this name of it goes */
-		if (id_queue_valid(de->d_name) && *pool_files < QUEUE_POOL_MAX &&
-		    lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink == 1 &&
-		    sb.st_size <= QUEUE_RECYCLE_MAX && rename(path, to) == 0)
-			(*pool_files)++;
-		else
-			unlink(path);
+		pool_put(path, pool_dir, de->d_name,
+			 id_queue_valid(de->d_name) && *pool_files < QUEUE_POOL_MAX &&
+			 lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink == 1 &&
+			 sb.st_size <= QUEUE_RECYCLE_MAX, pool_files);
 	}
 	closedir(d);
 	rmdir(dir);
